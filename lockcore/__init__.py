@@ -1,0 +1,1 @@
+"""lockcore: per-object transaction locks stored as coordination.k8s.io/v1 Leases."""

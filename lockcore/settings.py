@@ -1,0 +1,147 @@
+"""The lock settings shared by the library, the CLI, the webhook and the chart.
+
+Every knob that two components must agree on lives here, once. The webhook's
+own settings (``webhook.settings``) embed a :class:`LockSettings`, and the Helm
+chart passes its values to the webhook as the same ``LEASEGATE_*`` environment
+variables that :meth:`LockSettings.from_env` reads, so a lock taken with the CLI
+and a write judged by the webhook always agree on lease names, namespaces,
+labels and expiry.
+
+Example::
+
+    >>> s = LockSettings.from_env({"LEASEGATE_LOCK_NAMESPACE": "locks"})
+    >>> s.lock_namespace
+    'locks'
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "LEASEGATE_"
+
+# A qualified annotation/label key: optional DNS-subdomain prefix, then a name.
+_QUALIFIED_KEY = re.compile(
+    r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+class Profile(str, enum.Enum):
+    """Which Lease layout to read and write.
+
+    ``leasegate`` is this project's own layout. ``janus`` reads and writes the
+    Leases of the Go operator whose API lockcore follows, so both can lock the
+    same objects.
+    """
+
+    LEASEGATE = "leasegate"
+    JANUS = "janus"
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    """What every lock client and the webhook must agree on.
+
+    Attributes:
+        lock_namespace: where the Leases of cluster-scoped objects live.
+        txn_annotation: the object annotation by which a write declares its
+            transaction.
+        profile: the Lease layout (names, labels), see :class:`Profile`.
+        clock_skew_seconds: the margin by which a lease is kept alive past its
+            nominal expiry before anyone may take it over or write past it.
+            It must exceed the worst clock difference between any lock client
+            and the webhook; see docs/INVARIANTS.md.
+    """
+
+    lock_namespace: str = "leasegate-system"
+    txn_annotation: str = "leasegate.io/transaction"
+    profile: Profile = Profile.LEASEGATE
+    clock_skew_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not _DNS_LABEL.match(self.lock_namespace):
+            raise SettingsError(
+                f"lock_namespace {self.lock_namespace!r} is not a valid namespace name "
+                "(DNS-1123 label)"
+            )
+        if not _QUALIFIED_KEY.match(self.txn_annotation) or len(self.txn_annotation) > 316:
+            raise SettingsError(
+                f"txn_annotation {self.txn_annotation!r} is not a valid annotation key"
+            )
+        if not 0 <= self.clock_skew_seconds <= 300:
+            raise SettingsError(
+                f"clock_skew_seconds must be between 0 and 300, got {self.clock_skew_seconds}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LockSettings:
+        """Read ``LEASEGATE_<FIELD>`` variables over the defaults."""
+        return cls(**env_overrides(cls, os.environ if environ is None else environ))
+
+    def with_overrides(self, **changes: Any) -> LockSettings:
+        """Return a copy with the given (non-None) fields replaced, e.g. from CLI flags."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def env_overrides(settings_type: type, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Convert the ``LEASEGATE_*`` variables naming fields of a settings dataclass.
+
+    Each value is converted to the field's declared type (bool, int, float,
+    enum, tuple of strings from a comma-separated list, or str); a value that
+    does not convert raises :class:`SettingsError` naming the variable.
+    """
+    values: dict[str, Any] = {}
+    for field in fields(settings_type):
+        raw = environ.get(ENV_PREFIX + field.name.upper())
+        if raw is None:
+            continue
+        try:
+            values[field.name] = _convert(str(field.type), raw)
+        except (ValueError, KeyError) as exc:
+            raise SettingsError(
+                f"{ENV_PREFIX}{field.name.upper()}={raw!r}: {exc}"
+            ) from exc
+    return values
+
+
+def _convert(type_name: str, raw: str) -> Any:
+    if type_name == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError("expected true or false")
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    if type_name.startswith("tuple[str"):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    enum_type = _ENUMS.get(type_name)
+    if enum_type is not None:
+        try:
+            return enum_type(raw.strip().lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in enum_type)
+            raise ValueError(f"expected one of {choices}") from None
+    return raw
+
+
+_ENUMS: dict[str, type[enum.Enum]] = {"Profile": Profile}
+
+
+def register_enum(enum_type: type[enum.Enum]) -> None:
+    """Let :func:`env_overrides` convert fields declared with this enum type."""
+    _ENUMS[enum_type.__name__] = enum_type

@@ -1,0 +1,1 @@
+"""leasegate's validating admission webhook: enforces lockcore's locks on writes."""
