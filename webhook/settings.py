@@ -1,0 +1,134 @@
+"""The webhook's settings: one typed object, read from ``LEASEGATE_*`` variables.
+
+The Helm chart renders its values into exactly these variables (see
+charts/leasegate/templates/deployment.yaml), and ``leasegate-webhook --help``
+documents the same names, so there is one list of knobs. The lock settings
+the webhook shares with every lock client are embedded as ``lock``.
+
+Example::
+
+    >>> s = WebhookSettings.from_env({"LEASEGATE_MODE": "warn"})
+    >>> s.mode, s.lock.txn_annotation
+    (<EnforcementMode.WARN: 'warn'>, 'leasegate.io/transaction')
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lockcore.settings import LockSettings, SettingsError, env_overrides, register_enum
+
+
+class EnforcementMode(str, enum.Enum):
+    """What happens to a write the lock forbids."""
+
+    DENY = "deny"  # refused with HTTP 409
+    WARN = "warn"  # allowed, with a warning kubectl prints
+    DRYRUN = "dryrun"  # allowed silently; only audited
+
+
+class FailurePolicy(str, enum.Enum):
+    """What to answer when the lock Lease cannot be read."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class LeaseLookup(str, enum.Enum):
+    """How the webhook reads lock Leases."""
+
+    CONSISTENT = "consistent"  # one GET per admission request
+    CACHED = "cached"  # a watch-fed in-memory index, bounded staleness
+
+
+for _enum in (EnforcementMode, FailurePolicy, LeaseLookup):
+    register_enum(_enum)
+
+# Identities whose writes must never wait on a lock, or the cluster can wedge:
+# the namespace controller finishing a namespace deletion, the garbage
+# collector deleting dependents, and the control plane's own controllers.
+DEFAULT_EXEMPT_USERS: tuple[str, ...] = (
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+)
+DEFAULT_EXEMPT_GROUPS: tuple[str, ...] = ("system:nodes",)
+DEFAULT_EXEMPT_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Everything the webhook process can be told.
+
+    Attributes (environment variable ``LEASEGATE_<NAME>``):
+        mode: deny | warn | dryrun for writes the lock forbids.
+        namespace_mode_label: a namespace label whose value (deny|warn|dryrun)
+            overrides ``mode`` for objects in that namespace.
+        lookup_failure_policy: allow | deny when a Lease cannot be read; keep it
+            consistent with the chart's failurePolicy.
+        lease_lookup: consistent | cached.
+        cache_max_staleness_seconds: in cached mode, how far behind the watch
+            may fall before lookups go to the API server instead.
+        lookup_timeout_seconds: the API call timeout for a Lease read.
+        exempt_users / exempt_groups / exempt_namespaces: comma-separated.
+        janus_field_manager: accept field manager ``janus-<txn>`` as proof.
+        events: emit a Kubernetes Event for each blocked write.
+        max_body_bytes: larger admission requests are refused with HTTP 413.
+        port / health_port: TLS admission port; plain /healthz, /readyz, /metrics.
+        tls_cert_file / tls_key_file: serving certificate (reloaded on change);
+            empty means generate a CA and certificate at start.
+        cert_dir: where generated certificates are written.
+        service_name / service_namespace: DNS names for a generated certificate.
+        webhook_config_name: the ValidatingWebhookConfiguration whose caBundle
+            the webhook keeps in sync with a generated CA (empty: do not touch).
+    """
+
+    lock: LockSettings = field(default_factory=LockSettings)
+    mode: EnforcementMode = EnforcementMode.DENY
+    namespace_mode_label: str = "leasegate.io/enforcement"
+    lookup_failure_policy: FailurePolicy = FailurePolicy.DENY
+    lease_lookup: LeaseLookup = LeaseLookup.CACHED
+    cache_max_staleness_seconds: float = 5.0
+    lookup_timeout_seconds: float = 2.0
+    exempt_users: tuple[str, ...] = DEFAULT_EXEMPT_USERS
+    exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
+    exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
+    janus_field_manager: bool = False
+    events: bool = True
+    max_body_bytes: int = 4 * 1024 * 1024
+    port: int = 8443
+    health_port: int = 8080
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    cert_dir: str = "/tmp/leasegate-certs"
+    service_name: str = "leasegate"
+    service_namespace: str = "leasegate-system"
+    webhook_config_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1024:
+            raise SettingsError("max_body_bytes must be at least 1024")
+        if self.lookup_timeout_seconds <= 0:
+            raise SettingsError("lookup_timeout_seconds must be positive")
+        if self.cache_max_staleness_seconds <= 0:
+            raise SettingsError("cache_max_staleness_seconds must be positive")
+        for port in (self.port, self.health_port):
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"port {port} is out of range")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("tls_cert_file and tls_key_file must be given together")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
+        env = os.environ if environ is None else environ
+        values = env_overrides(cls, env)
+        values.pop("lock", None)
+        return cls(lock=LockSettings.from_env(env), **values)
+
+    def with_overrides(self, **changes: Any) -> WebhookSettings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
