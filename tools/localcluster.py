@@ -298,6 +298,10 @@ class LocalCluster:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--endpoint-reconciler-type=none",
+                # Resolve webhook/aggregated Services through their EndpointSlices, not
+                # their ClusterIP: with no kube-proxy a ClusterIP (10.0.0.x) would be dialled
+                # off this machine; via endpoints an unready Service fails fast and locally.
+                "--enable-aggregator-routing=true",
                 "--v=0",
             ],
         )
