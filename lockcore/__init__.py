@@ -1,1 +1,37 @@
-"""lockcore: per-object transaction locks stored as coordination.k8s.io/v1 Leases."""
+"""lockcore: per-object transaction locks stored as coordination.k8s.io/v1 Leases.
+
+Example::
+
+    >>> from lockcore import LeaseManager, ResourceKey, hold  # doctest: +SKIP
+    >>> manager = LeaseManager()  # kubeconfig or in-cluster config  # doctest: +SKIP
+    >>> key = ResourceKey(group="apps", kind="Deployment", namespace="shop", name="web")
+    >>> with hold(manager, [key], txn="t42", ttl=60) as held:  # doctest: +SKIP
+    ...     ...  # writes annotated with leasegate.io/transaction=t42 pass the webhook
+"""
+
+from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError, LockExpiredError
+from lockcore.lease import LeaseState, lease_seconds, txn_label
+from lockcore.manager import LeaseManager, Manager
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_name, lease_ref, validate_txn
+from lockcore.settings import LockSettings, Profile, SettingsError
+
+__all__ = [
+    "AlreadyLockedError",
+    "InvalidKeyError",
+    "LeaseManager",
+    "LeaseOpError",
+    "LeaseRef",
+    "LeaseState",
+    "LockError",
+    "LockExpiredError",
+    "LockSettings",
+    "Manager",
+    "Profile",
+    "ResourceKey",
+    "SettingsError",
+    "lease_name",
+    "lease_ref",
+    "lease_seconds",
+    "txn_label",
+    "validate_txn",
+]

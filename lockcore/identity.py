@@ -1,0 +1,35 @@
+"""Who is calling: the Kubernetes username behind an API client.
+
+The API server itself answers, through a ``SelfSubjectReview``
+(``authentication.k8s.io/v1``), so the name recorded on a lock is the one the
+webhook later sees in admission requests, whatever the credential type
+(client certificate, token, exec plugin, in-cluster service account).
+
+Example::
+
+    >>> who_am_i(api_client)  # doctest: +SKIP
+    'alice'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+
+_REVIEW: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+
+
+def who_am_i(api_client: Any) -> str:
+    """Return the username the API server authenticates ``api_client`` as.
+
+    Raises the client's ``ApiException`` if the server refuses; callers wrap it.
+    """
+    api = client.AuthenticationV1Api(api_client)
+    body = client.V1SelfSubjectReview.from_dict(_REVIEW)
+    assert body is not None
+    # With _preload_content=False the client returns the raw HTTP response.
+    response: Any = api.create_self_subject_review(body=body, _preload_content=False)
+    review = json.loads(response.data)
+    return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
