@@ -1,0 +1,266 @@
+"""Every lock rule of webhook.decision.decide, table by table, plus a property test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings as hsettings
+from hypothesis import strategies as st
+
+from lockcore.lease import LeaseState
+from lockcore.naming import LeaseRef
+from lockcore.settings import LockSettings
+from webhook.decision import (
+    ABSENT,
+    LeaseLookupResult,
+    LookupFailed,
+    Reason,
+    decide,
+    lease_for,
+)
+from webhook.review import AdmissionRequest
+from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+TXN = "leasegate.io/transaction"
+SETTINGS = WebhookSettings()
+
+
+def req(operation: str = "UPDATE", *, new: str | None = None, old: str | None = None,
+        user: str = "bob", groups: tuple[str, ...] = ("developers",), namespace: str = "shop",
+        name: str = "cfg", group: str = "", kind: str = "ConfigMap", resource: str = "configmaps",
+        sub: str = "", manager: str = "", finalizers_only: bool = False,
+        resource_group: str | None = None) -> AdmissionRequest:
+    return AdmissionRequest(
+        uid="u1", operation=operation, group=group, version="v1", kind=kind, resource=resource,
+        resource_group=group if resource_group is None else resource_group, sub_resource=sub,
+        namespace=namespace, name=name, username=user, groups=groups,
+        new_annotations={TXN: new} if new is not None else {},
+        old_annotations={TXN: old} if old is not None else {},
+        field_manager=manager, finalizer_removal_only=finalizers_only,
+    )
+
+
+def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, duration: int = 60) -> LeaseState:
+    return LeaseState(holder=holder, renew_time=NOW - timedelta(seconds=age),
+                      duration_seconds=duration, principal=principal)
+
+
+HELD = lease()
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    request: AdmissionRequest
+    lease: LeaseLookupResult
+    allowed: bool
+    reason: Reason
+    settings: WebhookSettings = field(default=SETTINGS)
+
+
+CASES = [
+    # -- no lock / expired --------------------------------------------------
+    Case("no lease", req(), ABSENT, True, Reason.UNLOCKED),
+    Case("expired past skew", req(), lease(age=63), True, Reason.EXPIRED),
+    Case("expired but inside skew margin is still live", req(), lease(age=61), False,
+         Reason.NOT_IN_TRANSACTION),
+    Case("lease without holder locks nothing", req(), lease(holder=""), True, Reason.EXPIRED),
+    Case("lease without renew time locks nothing", req(),
+         LeaseState(holder="t1", renew_time=None, duration_seconds=60), True, Reason.EXPIRED),
+    # -- proof by annotation -----------------------------------------------
+    Case("update sets holder annotation", req(new="t1"), HELD, True, Reason.IN_TRANSACTION),
+    Case("update sets it over another txn's stamp", req(new="t1", old="t0"), HELD, True,
+         Reason.IN_TRANSACTION),
+    Case("create with holder annotation", req("CREATE", new="t1"), HELD, True, Reason.IN_TRANSACTION),
+    Case("update without annotation", req(), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("update declaring another txn", req(new="t2"), HELD, False, Reason.OTHER_TRANSACTION),
+    Case("create without annotation", req("CREATE"), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("update removing the annotation", req(old="t1"), HELD, False, Reason.NOT_IN_TRANSACTION),
+    # -- carried-over annotation ------------------------------------------
+    Case("second user carries holder's annotation", req(new="t1", old="t1", user="bob"), HELD,
+         False, Reason.CARRIED_OVER),
+    Case("principal carries own annotation", req(new="t1", old="t1", user="alice"), HELD, True,
+         Reason.PRINCIPAL_CARRIED_OVER),
+    Case("carried over, no principal recorded", req(new="t1", old="t1", user="alice"),
+         lease(principal=""), False, Reason.CARRIED_OVER),
+    # -- delete: judged on the stored object -------------------------------
+    Case("delete of stamped object by principal", req("DELETE", old="t1", user="alice"), HELD,
+         True, Reason.PRINCIPAL_CARRIED_OVER),
+    Case("delete of stamped object by another user", req("DELETE", old="t1"), HELD, False,
+         Reason.CARRIED_OVER),
+    Case("delete of unstamped object", req("DELETE"), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("delete of stamped object, no principal recorded", req("DELETE", old="t1"),
+         lease(principal=""), True, Reason.IN_TRANSACTION),
+    Case("delete ignores the (absent) new object", req("DELETE", new="t1"), HELD, False,
+         Reason.NOT_IN_TRANSACTION),
+    # -- janus field manager -------------------------------------------------
+    Case("janus field manager off by default", req(manager="janus-t1"), HELD, False,
+         Reason.NOT_IN_TRANSACTION),
+    Case("janus field manager when enabled", req(manager="janus-t1"), HELD, True,
+         Reason.JANUS_FIELD_MANAGER, replace(SETTINGS, janus_field_manager=True)),
+    Case("janus field manager of another txn", req(manager="janus-t2"), HELD, False,
+         Reason.NOT_IN_TRANSACTION, replace(SETTINGS, janus_field_manager=True)),
+    # -- exemptions -------------------------------------------------------
+    Case("exempt user (GC)", req(user="system:serviceaccount:kube-system:generic-garbage-collector"),
+         HELD, True, Reason.EXEMPT_USER),
+    Case("exempt namespace controller delete",
+         req("DELETE", user="system:serviceaccount:kube-system:namespace-controller"), HELD, True,
+         Reason.EXEMPT_USER),
+    Case("exempt group", req(groups=("system:nodes",)), HELD, True, Reason.EXEMPT_GROUP),
+    Case("exempt namespace", req(namespace="kube-system"), HELD, True, Reason.EXEMPT_NAMESPACE),
+    Case("custom exempt user", req(user="ci-bot"), HELD, True, Reason.EXEMPT_USER,
+         replace(SETTINGS, exempt_users=("ci-bot",))),
+    Case("lock leases never intercepted",
+         req(group="coordination.k8s.io", kind="Lease", resource="leases"), HELD, True,
+         Reason.LOCK_LEASE),
+    Case("connect is not a write", req("CONNECT"), HELD, True, Reason.CONNECT),
+    # -- shapes ----------------------------------------------------------
+    Case("generateName create has no name yet", req("CREATE", name=""), HELD, True, Reason.NO_NAME),
+    Case("finalizer removal on a deleting object", req(finalizers_only=True), HELD, True,
+         Reason.FINALIZER_REMOVAL),
+    Case("status subresource", req(sub="status"), HELD, True, Reason.STATUS_SUBRESOURCE),
+    Case("scale subresource judged on the parent",
+         req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps",
+             sub="scale"), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("scale of an unknown parent is unlockable",
+         req(group="autoscaling", kind="Scale", resource="widgets", resource_group="example.com",
+             sub="scale"), HELD, True, Reason.UNLOCKABLE),
+    Case("cluster-scoped object locked", req(namespace="", kind="Namespace", resource="namespaces",
+                                             name="shop"), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("cluster-scoped object with proof", req(namespace="", kind="ClusterRole", group="rbac.authorization.k8s.io",
+                                                 resource="clusterroles", name="system:x", new="t1"),
+         HELD, True, Reason.IN_TRANSACTION),
+    Case("name no lock can have", req(name="a/b"), HELD, True, Reason.UNLOCKABLE),
+    # -- lookup failure ----------------------------------------------------
+    Case("lookup failure, policy deny", req(), LookupFailed("timeout"), False, Reason.LOOKUP_FAILED),
+    Case("lookup failure, policy allow", req(), LookupFailed("timeout"), True, Reason.LOOKUP_FAILED,
+         replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW)),
+    Case("lookup failure irrelevant when exempt", req(user="system:kube-scheduler"),
+         LookupFailed("timeout"), True, Reason.EXEMPT_USER),
+    # -- custom annotation key ---------------------------------------------
+    Case("custom annotation key is the one read", req(new="t1"), HELD, False,
+         Reason.NOT_IN_TRANSACTION, replace(SETTINGS, lock=LockSettings(txn_annotation="example.com/txn"))),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule(case: Case) -> None:
+    verdict = decide(case.request, case.lease, case.settings, NOW)
+    assert (verdict.allowed, verdict.reason) == (case.allowed, case.reason)
+    if not verdict.allowed:
+        assert verdict.code in (409, 503) and verdict.message
+    # lease_for names a Lease exactly when the verdict depends on one.
+    needs_lease = case.reason not in {
+        Reason.CONNECT, Reason.LOCK_LEASE, Reason.EXEMPT_USER, Reason.EXEMPT_GROUP,
+        Reason.EXEMPT_NAMESPACE, Reason.STATUS_SUBRESOURCE, Reason.NO_NAME,
+        Reason.FINALIZER_REMOVAL, Reason.UNLOCKABLE,
+    }
+    assert (lease_for(case.request, case.settings) is not None) == needs_lease
+
+
+def test_lease_location_matches_lockcore() -> None:
+    assert lease_for(req(), SETTINGS) == LeaseRef("shop", "lg.configmap.cfg")
+    cluster = req(namespace="", kind="Namespace", resource="namespaces", name="shop")
+    assert lease_for(cluster, SETTINGS) == LeaseRef("leasegate-system", "lgc.namespace.shop")
+    scale = req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps", sub="scale",
+                name="web")
+    assert lease_for(scale, SETTINGS) == LeaseRef("shop", "lg.deployment.web.apps")
+
+
+def test_deny_message_is_actionable() -> None:
+    verdict = decide(req(), HELD, SETTINGS, NOW)
+    assert verdict.code == 409 and verdict.would_deny and verdict.decision == "deny"
+    for part in ("configmap/cfg -n shop", "'t1'", "shop/lg.configmap.cfg", "expires in 50s",
+                 "leasegate.io/transaction=t1"):
+        assert part in verdict.message
+    carried = decide(req(new="t1", old="t1"), HELD, SETTINGS, NOW)
+    assert "carried over" in carried.message and "'alice'" in carried.message
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(EnforcementMode.WARN, True), (EnforcementMode.DRYRUN, False)])
+def test_warn_and_dryrun_allow_but_record(mode: EnforcementMode, warned: bool) -> None:
+    verdict = decide(req(), HELD, replace(SETTINGS, mode=mode), NOW)
+    assert verdict.allowed and verdict.would_deny and verdict.decision == mode.value
+    assert bool(verdict.warnings) is warned
+    if warned:
+        assert "t1" in verdict.warnings[0]
+
+
+def test_mode_override_by_namespace() -> None:
+    verdict = decide(req(), HELD, SETTINGS, NOW, mode=EnforcementMode.WARN)
+    assert verdict.allowed and verdict.warnings and verdict.mode is EnforcementMode.WARN
+
+
+def test_lookup_failure_says_so() -> None:
+    denied = decide(req(), LookupFailed("connection refused"), SETTINGS, NOW)
+    assert denied.code == 503 and "connection refused" in denied.message
+    assert "lookup_failure_policy=deny" in denied.message
+    allowed = decide(req(), LookupFailed("timeout"),
+                     replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW), NOW)
+    assert allowed.warnings and "lookup_failure_policy=allow" in allowed.warnings[0]
+    assert not allowed.would_deny
+
+
+def test_dry_run_is_judged_the_same() -> None:
+    wet = decide(req(), HELD, SETTINGS, NOW)
+    dry = decide(replace(req(), dry_run=True), HELD, SETTINGS, NOW)
+    assert (wet.allowed, wet.reason, wet.message) == (dry.allowed, dry.reason, dry.message)
+
+
+# -- property: total and well-formed ------------------------------------------------
+
+_text = st.text(max_size=12)
+_requests = st.builds(
+    AdmissionRequest,
+    uid=st.text(min_size=1, max_size=8),
+    operation=st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT"]),
+    group=st.sampled_from(["", "apps", "coordination.k8s.io", "autoscaling", "Bad Group"]) | _text,
+    version=_text,
+    kind=st.sampled_from(["ConfigMap", "Lease", "Scale", "Namespace", ""]) | _text,
+    resource=st.sampled_from(["configmaps", "leases", "deployments"]) | _text,
+    resource_group=st.sampled_from(["", "apps", "coordination.k8s.io"]) | _text,
+    sub_resource=st.sampled_from(["", "status", "scale", "exec"]),
+    namespace=st.sampled_from(["", "shop", "kube-system", "UPPER"]) | _text,
+    name=st.sampled_from(["", "cfg", "a.b", "x" * 300]) | st.text(max_size=30),
+    username=st.sampled_from(["alice", "bob", ""]),
+    groups=st.tuples(st.sampled_from(["developers", "system:nodes"])),
+    dry_run=st.booleans(),
+    new_annotations=st.dictionaries(st.sampled_from([TXN, "x"]), st.sampled_from(["t1", "t2", ""])),
+    old_annotations=st.dictionaries(st.sampled_from([TXN, "x"]), st.sampled_from(["t1", "t2", ""])),
+    field_manager=st.sampled_from(["", "janus-t1", "kubectl"]),
+    finalizer_removal_only=st.booleans(),
+)
+_leases = st.one_of(
+    st.just(ABSENT),
+    st.builds(LookupFailed, error=_text),
+    st.builds(
+        LeaseState,
+        holder=st.sampled_from(["", "t1", "t2"]),
+        renew_time=st.none() | st.datetimes(timezones=st.just(timezone.utc)),
+        duration_seconds=st.none() | st.integers(0, 10**6),
+        principal=st.sampled_from(["", "alice", "bob"]),
+    ),
+)
+
+
+@hsettings(max_examples=2000, deadline=None)
+@given(request=_requests, found=_leases, mode=st.sampled_from(list(EnforcementMode)),
+       policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans())
+def test_decide_is_total_and_well_formed(request: AdmissionRequest, found: LeaseLookupResult,
+                                         mode: EnforcementMode, policy: FailurePolicy, janus: bool) -> None:
+    config = replace(SETTINGS, mode=mode, lookup_failure_policy=policy, janus_field_manager=janus)
+    verdict = decide(request, found, config, NOW)
+    assert isinstance(verdict.reason, Reason)
+    if verdict.allowed:
+        assert verdict.code == 200
+    else:
+        assert mode is EnforcementMode.DENY and verdict.code in (409, 503) and verdict.message
+        assert verdict.would_deny
+    if verdict.reason.blocks:
+        assert verdict.would_deny and verdict.holder
+    if mode is not EnforcementMode.DENY:
+        assert verdict.allowed
+    assert verdict.decision in {"allow", "deny", "warn", "dryrun"}
