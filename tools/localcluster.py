@@ -12,8 +12,11 @@ on free loopback ports in a scratch directory, with
 * an audit log (``audit.log``) at Metadata level, so tests can read back the
   audit annotations admission webhooks add.
 
-There is no kube-controller-manager: nothing garbage-collects or finalizes
-namespaces, which tests do not need (they isolate by namespace).
+kube-controller-manager is optional (``controller_manager=True``): most tests
+do not need it (they isolate by namespace and never wait for a namespace to
+finish terminating); tests of the webhook's deadlock exemptions do, because
+only the real namespace controller and garbage collector show that a locked
+object cannot wedge a namespace deletion.
 
 Command line::
 
@@ -59,6 +62,8 @@ USERS: dict[str, tuple[str, ...]] = {
     "admin": ("system:masters",),
     "alice": ("developers",),
     "bob": ("developers",),
+    # The identity the bootstrap RBAC policy grants the controller manager.
+    "system:kube-controller-manager": (),
 }
 
 AUDIT_POLICY = """\
@@ -158,6 +163,7 @@ class LocalCluster:
     workdir: Path
     apiserver_port: int = 0
     etcd_port: int = 0
+    controller_manager: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -190,6 +196,8 @@ class LocalCluster:
         self._start_apiserver(pki)
         self._write_kubeconfigs(pki)
         self._wait_ready(timeout)
+        if self.controller_manager:
+            self._start_controller_manager(pki)
         (self.workdir / "state.json").write_text(
             json.dumps(
                 {
@@ -306,6 +314,28 @@ class LocalCluster:
             ],
         )
 
+    def _start_controller_manager(self, pki: Path) -> None:
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(binary("kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig_for('system:kube-controller-manager')}",
+                f"--authentication-kubeconfig={self.kubeconfig_for('system:kube-controller-manager')}",
+                f"--authorization-kubeconfig={self.kubeconfig_for('system:kube-controller-manager')}",
+                # Each controller acts as its own service account, as in kubeadm clusters:
+                # the webhook's default exemptions name those accounts.
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                "--controllers=*",
+                "--v=0",
+            ],
+        )
+
     def _write_kubeconfigs(self, pki: Path) -> None:
         def config(current: str) -> dict[str, object]:
             return {
@@ -410,13 +440,13 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
 
 
 @contextmanager
-def running(workdir: Path | None = None) -> Iterator[LocalCluster]:
+def running(workdir: Path | None = None, *, controller_manager: bool = False) -> Iterator[LocalCluster]:
     """Start a cluster for the duration of a ``with`` block."""
     tmp = None
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="leasegate-cluster-")
         workdir = Path(tmp)
-    cluster = LocalCluster(workdir=workdir)
+    cluster = LocalCluster(workdir=workdir, controller_manager=controller_manager)
     try:
         cluster.start()
         yield cluster
