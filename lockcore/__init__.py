@@ -10,6 +10,7 @@ Example::
 """
 
 from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError, LockExpiredError
+from lockcore.holding import HeldLocks, LockLostError, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_name, lease_ref, validate_txn
@@ -17,6 +18,7 @@ from lockcore.settings import LockSettings, Profile, SettingsError
 
 __all__ = [
     "AlreadyLockedError",
+    "HeldLocks",
     "InvalidKeyError",
     "LeaseManager",
     "LeaseOpError",
@@ -24,11 +26,13 @@ __all__ = [
     "LeaseState",
     "LockError",
     "LockExpiredError",
+    "LockLostError",
     "LockSettings",
     "Manager",
     "Profile",
     "ResourceKey",
     "SettingsError",
+    "hold",
     "lease_name",
     "lease_ref",
     "lease_seconds",

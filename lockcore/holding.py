@@ -1,0 +1,200 @@
+"""Hold locks for the length of a ``with`` block, renewed in the background.
+
+:func:`hold` acquires one or several locks all-or-nothing, in the sorted order
+of their Lease references: two transactions that want overlapping sets always
+try them in the same order, so neither can sit on one lock while waiting for
+the other's. If any acquire fails, the locks already taken are released before
+the error propagates.
+
+While the block runs, a daemon thread renews every lock each ``renew_every``
+seconds (a third of the lease by default). A transient API failure is retried
+on the next tick as long as the lease, by the holder's own clock, has not yet
+run out; when a lock is lost (taken over, deleted by ``force-release``, or
+expired because renewals kept failing), :attr:`HeldLocks.lost` is set, the
+``on_lost`` callback runs once, and leaving the block raises
+:class:`LockLostError` (unless the block already raised). The locks are
+released on exit in every case.
+
+Example::
+
+    >>> keys = [ResourceKey("apps", "Deployment", "shop", "web"),
+    ...         ResourceKey("", "ConfigMap", "shop", "web-config")]
+    >>> with hold(manager, keys, txn="t42", ttl=30) as held:  # doctest: +SKIP
+    ...     for step in migration:
+    ...         held.check()          # raises LockLostError once a lock is gone
+    ...         step()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Protocol
+
+from lockcore.errors import LeaseOpError, LockError
+from lockcore.lease import lease_seconds
+from lockcore.manager import Manager, Timeout
+from lockcore.naming import LeaseRef, ResourceKey, validate_txn
+
+
+class LockHolder(Manager, Protocol):
+    """A :class:`~lockcore.manager.Manager` that can say where a key's lock lives."""
+
+    def ref_for(self, key: ResourceKey) -> LeaseRef: ...
+
+
+class LockLostError(LockError):
+    """A held lock was lost before the ``with`` block ended.
+
+    ``lease`` is the first lock found lost; ``cause`` (also ``__cause__``) says why.
+    """
+
+    def __init__(self, lease: LeaseRef, cause: BaseException) -> None:
+        self.lease = lease
+        self.cause = cause
+        super().__init__(f"lost the lock {lease}: {cause}")
+
+
+class HeldLocks:
+    """Locks held by :func:`hold`; use as a context manager.
+
+    Attributes:
+        refs: the Lease references, in acquisition (sorted) order.
+        lost: set once any lock is lost.
+        loss: the :class:`LockLostError` describing the first loss, if any.
+    """
+
+    def __init__(
+        self,
+        manager: LockHolder,
+        keys: Iterable[ResourceKey],
+        txn: str,
+        ttl: Timeout,
+        *,
+        renew_every: float | None = None,
+        on_lost: Callable[[LockLostError], None] | None = None,
+        wait: float | None = None,
+        raise_on_loss: bool = True,
+    ) -> None:
+        self._manager = manager
+        self.txn = validate_txn(txn)
+        self.ttl = ttl
+        self._ttl_seconds = lease_seconds(ttl)
+        self._interval = renew_every if renew_every is not None else self._ttl_seconds / 3
+        if not 0 < self._interval < self._ttl_seconds:
+            raise ValueError(
+                f"renew_every must be between 0 and the lease ({self._ttl_seconds}s), "
+                f"got {self._interval}"
+            )
+        by_ref = {manager.ref_for(key): key for key in keys}
+        if not by_ref:
+            raise ValueError("hold() needs at least one resource key")
+        self.refs: tuple[LeaseRef, ...] = tuple(sorted(by_ref))
+        self._keys = by_ref
+        self._wait = wait
+        self._on_lost = on_lost
+        self._raise_on_loss = raise_on_loss
+        self.lost = threading.Event()
+        self.loss: LockLostError | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._renewed_at: dict[LeaseRef, float] = {}
+
+    def __enter__(self) -> HeldLocks:
+        taken: list[LeaseRef] = []
+        try:
+            for ref in self.refs:
+                self._manager.acquire(self._keys[ref], self.txn, self.ttl, wait=self._wait)
+                self._renewed_at[ref] = time.monotonic()
+                taken.append(ref)
+        except BaseException:
+            # All-or-nothing: give back what we took; the acquire error is what matters.
+            try:
+                self._manager.release_all(taken, self.txn)
+            except LockError:
+                pass
+            raise
+        self._thread = threading.Thread(
+            target=self._renew_loop, name=f"lockcore-renew-{self.txn}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._manager.release_all(self.refs, self.txn)
+        except LockError:
+            if exc is None:
+                raise
+        if exc is None and self.loss is not None and self._raise_on_loss:
+            raise self.loss
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` if any lock has been lost."""
+        if self.loss is not None:
+            raise self.loss
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            for ref in self.refs:
+                if self._stop.is_set():
+                    return
+                error = self._renew(ref)
+                if error is not None:
+                    self._mark_lost(ref, error)
+                    return
+
+    def _renew(self, ref: LeaseRef) -> BaseException | None:
+        """Renew one lock; return the error that means it is lost, else None."""
+        try:
+            self._manager.renew(ref, self.txn, self.ttl)
+        except LeaseOpError as exc:
+            # The API may be briefly unreachable; the lock is still ours until it runs out.
+            if time.monotonic() - self._renewed_at[ref] < self._ttl_seconds:
+                return None
+            return exc
+        except LockError as exc:
+            return exc
+        self._renewed_at[ref] = time.monotonic()
+        return None
+
+    def _mark_lost(self, ref: LeaseRef, cause: BaseException) -> None:
+        loss = LockLostError(ref, cause)
+        loss.__cause__ = cause
+        self.loss = loss
+        self.lost.set()
+        if self._on_lost is not None:
+            self._on_lost(loss)
+
+
+def hold(
+    manager: LockHolder,
+    keys: Sequence[ResourceKey],
+    txn: str,
+    ttl: Timeout,
+    *,
+    renew_every: float | None = None,
+    on_lost: Callable[[LockLostError], None] | None = None,
+    wait: float | None = None,
+    raise_on_loss: bool = True,
+) -> HeldLocks:
+    """Hold locks on ``keys`` for ``txn`` while a ``with`` block runs (see module doc).
+
+    >>> with hold(manager, [key], "t42", ttl=30, wait=10) as held:  # doctest: +SKIP
+    ...     held.lost.is_set()
+    False
+    """
+    return HeldLocks(
+        manager, keys, txn, ttl, renew_every=renew_every, on_lost=on_lost, wait=wait,
+        raise_on_loss=raise_on_loss,
+    )

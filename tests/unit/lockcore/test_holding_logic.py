@@ -1,0 +1,79 @@
+"""hold()'s renewal policy, against an in-memory Manager (our own interface, not the Kubernetes API)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+
+from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError
+from lockcore.holding import LockLostError, hold
+from lockcore.naming import LeaseRef, ResourceKey
+
+
+class FlakyManager:
+    """Renew fails with a transient API error the first ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.renewals = 0
+        self.released: list[LeaseRef] = []
+        self.renewed = threading.Event()
+
+    def ref_for(self, key: ResourceKey) -> LeaseRef:
+        return LeaseRef(key.namespace, key.name)
+
+    def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *,
+                wait: float | None = None) -> LeaseRef:
+        return self.ref_for(key)
+
+    def renew(self, lease: LeaseRef, txn: str, timeout: float | timedelta) -> None:
+        self.renewals += 1
+        if self.renewals <= self.failures:
+            raise LeaseOpError("renewing", lease.name, ConnectionError("apiserver down"))
+        self.renewed.set()
+
+    def release(self, lease: LeaseRef, txn: str) -> None:
+        self.released.append(lease)
+
+    def release_all(self, leases: Iterable[LeaseRef], txn: str) -> None:
+        for lease in leases:
+            self.release(lease, txn)
+
+
+KEY = ResourceKey("", "ConfigMap", "ns", "a")
+
+
+def test_transient_errors_within_the_lease_are_survived() -> None:
+    m = FlakyManager(failures=2)
+    with hold(m, [KEY], "t", 1, renew_every=0.05) as held:
+        assert m.renewed.wait(2)
+        assert not held.lost.is_set()
+    assert m.released == [LeaseRef("ns", "a")]
+
+
+def test_errors_until_the_lease_runs_out_mean_loss() -> None:
+    m = FlakyManager(failures=10**6)
+    lost: list[LockLostError] = []
+    held = hold(m, [KEY], "t", 1, renew_every=0.1, on_lost=lost.append, raise_on_loss=False)
+    with held:
+        assert held.lost.wait(3)
+    assert isinstance(lost[0].cause, LeaseOpError)
+    assert m.released == [LeaseRef("ns", "a")], "released on exit even after a loss"
+
+
+def test_partial_acquire_is_rolled_back() -> None:
+    class Refusing(FlakyManager):
+        def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *,
+                    wait: float | None = None) -> LeaseRef:
+            if key.name == "b":
+                raise AlreadyLockedError("b", "other")
+            return self.ref_for(key)
+
+    m = Refusing(failures=0)
+    try:
+        with hold(m, [ResourceKey("", "ConfigMap", "ns", n) for n in "cba"], "t", 5):
+            raise AssertionError("must not enter")
+    except LockError as exc:
+        assert isinstance(exc, AlreadyLockedError)
+    assert m.released == [LeaseRef("ns", "a")]
