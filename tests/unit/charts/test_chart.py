@@ -1,0 +1,471 @@
+"""charts/leasegate rendered by the real helm binary: lint, template, schema, invariants.
+
+No cluster here; tests/integration/charts installs the same chart into a real
+kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from lockcore.settings import LockSettings
+from webhook.settings import WebhookSettings
+
+from .helm import CHART, by_kind, container_env, lint, one, template, template_error
+
+# Every documented option, as a values overlay (name -> values).
+OPTIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cert-manager": {"certManager": {"enabled": True}},
+    "cert-manager-cluster-issuer": {
+        "certManager": {"enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer",
+                                                         "group": "cert-manager.io"}}},
+    "existing-secret": {"tls": {"existingSecret": "my-webhook-tls",
+                                "caBundle": base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()}},
+    "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    "dashboard": {"metrics": {"dashboard": {"enabled": True, "namespace": "monitoring"}}},
+    "warn-mode": {"config": {"mode": "warn"}},
+    "dryrun-mode": {"config": {"mode": "dryrun"}},
+    "janus-profile": {"config": {"profile": "janus", "janusFieldManager": True}},
+    "ignore-policy": {"webhook": {"failurePolicy": "Ignore"}},
+    "consistent-lookups": {"config": {"leaseLookup": "consistent"}},
+    "no-events": {"config": {"events": False}},
+    "no-namespace-modes": {"config": {"namespaceModeLabel": ""}},
+    "single-replica": {"replicaCount": 1},
+    "hard-anti-affinity": {"podAntiAffinity": "hard"},
+    "selectors": {"webhook": {
+        "namespaceSelector": {"matchLabels": {"team": "shop"},
+                              "matchExpressions": [{"key": "tier", "operator": "In", "values": ["prod"]}]},
+        "objectSelector": {"matchLabels": {"leasegate.io/locked": "true"}},
+        "matchConditions": [{"name": "not-dry-run-bots",
+                             "expression": "!request.userInfo.username.startsWith('bot:')"}],
+        "excludeNamespaces": ["monitoring"]}},
+    "custom-rules-crd": {"webhook": {"rules": [
+        {"apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets"],
+         "operations": ["UPDATE", "DELETE"], "scope": "*"}]}},
+    "external-sa": {"serviceAccount": {"create": False, "name": "preexisting"}, "rbac": {"create": False}},
+    "digest-image": {"image": {"digest": "sha256:" + "a" * 64}},
+}
+
+RENDERED: dict[str, list[dict[str, Any]]] = {}
+
+
+def rendered(option: str) -> list[dict[str, Any]]:
+    if option not in RENDERED:
+        RENDERED[option] = template(OPTIONS[option])
+    return RENDERED[option]
+
+
+def webhooks(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    hooks: list[dict[str, Any]] = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    return hooks
+
+
+# -- lint and template ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_lint_passes(option: str) -> None:
+    out = lint(OPTIONS[option])
+    assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_template_renders_expected_kinds(option: str) -> None:
+    docs = rendered(option)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "ValidatingWebhookConfiguration"} <= kinds
+    for doc in docs:
+        assert doc["metadata"]["name"], doc
+        if doc["kind"] not in {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding"}:
+            assert doc["metadata"].get("namespace"), f"{doc['kind']} must name its namespace"
+    assert ("ServiceMonitor" in kinds) == (option == "service-monitor")
+    assert ("ConfigMap" in kinds) == (option == "dashboard")
+    assert ("Certificate" in kinds) == option.startswith("cert-manager")
+    assert ("PodDisruptionBudget" in kinds) == (option != "single-replica")
+    assert ("ClusterRole" in kinds) == (option != "external-sa")
+
+
+# -- the webhook configuration ------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
+    for hook in webhooks(rendered(option)):
+        for rule in hook["rules"]:
+            assert "*" not in rule["apiGroups"]
+            assert not {"coordination.k8s.io", "events.k8s.io"} & set(rule["apiGroups"])
+            for resource in rule["resources"]:
+                base = resource.split("/")[0]
+                assert base not in {"*", "leases", "events"}
+                assert not base.endswith("reviews")
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_webhook_always_excludes_kube_system_and_release_namespace(option: str) -> None:
+    (hook,) = webhooks(rendered(option))
+    expressions = hook["namespaceSelector"]["matchExpressions"]
+    excluded = [e for e in expressions
+                if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
+    assert len(excluded) == 1
+    assert {"kube-system", "leasegate-system"} <= set(excluded[0]["values"])
+
+
+def test_release_namespace_excluded_whatever_it_is() -> None:
+    docs = template(namespace="platform-locks")
+    (hook,) = webhooks(docs)
+    (expr,) = hook["namespaceSelector"]["matchExpressions"]
+    assert "platform-locks" in expr["values"] and "kube-system" in expr["values"]
+    # Even if the user empties every list of exemptions.
+    docs = template({"config": {"exemptNamespaces": []}}, namespace="elsewhere")
+    (expr,) = webhooks(docs)[0]["namespaceSelector"]["matchExpressions"]
+    assert expr["values"] == ["kube-system", "elsewhere"]
+
+
+def test_user_selectors_are_merged_not_replaced() -> None:
+    (hook,) = webhooks(rendered("selectors"))
+    selector = hook["namespaceSelector"]
+    assert selector["matchLabels"] == {"team": "shop"}
+    assert {"key": "tier", "operator": "In", "values": ["prod"]} in selector["matchExpressions"]
+    always = selector["matchExpressions"][-1]
+    assert always["operator"] == "NotIn"
+    assert {"kube-system", "leasegate-system", "monitoring", "kube-public"} <= set(always["values"])
+    assert hook["objectSelector"] == {"matchLabels": {"leasegate.io/locked": "true"}}
+    names = [c["name"] for c in hook["matchConditions"]]
+    assert names == ["leasegate-skip-exempt-users", "leasegate-skip-exempt-groups", "not-dry-run-bots"]
+
+
+def test_webhook_defaults() -> None:
+    docs = rendered("default")
+    (hook,) = webhooks(docs)
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["sideEffects"] == "NoneOnDryRun"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["timeoutSeconds"] == 5
+    service = one(docs, "Service")
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"], "namespace": "leasegate-system",
+        "path": "/validate", "port": 443}
+    resources = {(g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"),
+            ("", "configmaps"), ("", "secrets"), ("", "services"), ("batch", "jobs")} <= resources
+    for rule in hook["rules"]:
+        assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    users_expr = hook["matchConditions"][0]["expression"]
+    for user in WebhookSettings().exempt_users:
+        assert json.dumps(user) in users_expr
+
+
+def test_skip_exempt_identities_can_be_turned_off() -> None:
+    (hook,) = webhooks(template({"webhook": {"skipExemptIdentities": False}}))
+    assert "matchConditions" not in hook
+
+
+# -- certificates -------------------------------------------------------------------
+
+
+def _pem(b64: str) -> bytes:
+    return base64.b64decode(b64)
+
+
+def test_self_signed_certificate_is_valid_for_the_service() -> None:
+    docs = rendered("default")
+    secret = one(docs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    ca = x509.load_pem_x509_certificate(_pem(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(_pem(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    service = one(docs, "Service")["metadata"]["name"]
+    assert f"{service}.leasegate-system.svc" in sans
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usage
+    (hook,) = webhooks(docs)
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": secret["metadata"]["name"], "defaultMode": 0o440}} in volumes
+
+
+def test_cert_manager_mode() -> None:
+    docs = rendered("cert-manager")
+    assert not by_kind(docs, "Secret"), "cert-manager writes the Secret, not Helm"
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    (hook,) = vwc["webhooks"]
+    assert "caBundle" not in hook["clientConfig"]
+    serving = [c for c in by_kind(docs, "Certificate") if not c["spec"].get("isCA")]
+    assert len(serving) == 1
+    cert = serving[0]
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        f"leasegate-system/{cert['metadata']['name']}")
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert any(v.get("secret", {}).get("secretName") == cert["spec"]["secretName"] for v in volumes)
+    assert f"{hook['clientConfig']['service']['name']}.leasegate-system.svc" in cert["spec"]["dnsNames"]
+    # Own issuer chain only when none is given.
+    assert len(by_kind(docs, "Issuer")) == 2
+    given = rendered("cert-manager-cluster-issuer")
+    assert not by_kind(given, "Issuer")
+    assert one(given, "Certificate")["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+
+
+def test_existing_secret_mode() -> None:
+    docs = rendered("existing-secret")
+    assert not by_kind(docs, "Secret")
+    (hook,) = webhooks(docs)
+    assert hook["clientConfig"]["caBundle"] == OPTIONS["existing-secret"]["tls"]["caBundle"]
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert any(v.get("secret", {}).get("secretName") == "my-webhook-tls" for v in volumes)
+
+
+# -- the pods -------------------------------------------------------------------------
+
+
+def test_deployment_is_hardened_and_highly_available() -> None:
+    docs = rendered("default")
+    deployment = one(docs, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"https": 8443, "http-health": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "/tmp" in mounts and not mounts["/tmp"].get("readOnly")
+    assert mounts["/etc/leasegate/tls"]["readOnly"] is True
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    hard = one(rendered("hard-anti-affinity"), "Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in hard["podAntiAffinity"]
+
+
+def test_image_reference() -> None:
+    image = one(rendered("default"), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/leasegate/leasegate-webhook:0.1.0"
+    image = one(rendered("digest-image"), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith("@sha256:" + "a" * 64)
+
+
+# -- the contract with webhook/settings.py -------------------------------------------------
+
+DERIVED = {"tls_cert_file", "tls_key_file", "service_name", "service_namespace", "webhook_config_name"}
+# nested object; generated certificates are never used by the chart; in-cluster config in a pod.
+NOT_CHART_KNOBS = {"lock", "cert_dir", "kubeconfig"}
+# Chart defaults that differ from the webhook's on purpose: a container often sees every CPU of
+# its node, so "two workers per CPU" (workers=0) would oversubscribe the pod's CPU limit.
+DELIBERATE = {"workers": 2}
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def test_every_config_value_is_a_settings_field_and_back() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    config_fields = {_snake(k) for k in values["config"]}
+    settings_fields = ({f.name for f in dataclasses.fields(WebhookSettings)}
+                       | {f.name for f in dataclasses.fields(LockSettings)})
+    assert config_fields <= settings_fields, f"chart knobs the webhook lacks: {config_fields - settings_fields}"
+    missing = settings_fields - config_fields - DERIVED - NOT_CHART_KNOBS
+    assert not missing, f"settings the chart cannot set: {missing}"
+
+
+def test_default_values_render_to_the_webhooks_own_defaults() -> None:
+    env = container_env(rendered("default"))
+    settings = WebhookSettings.from_env(env)
+    defaults = WebhookSettings()
+    for field in dataclasses.fields(WebhookSettings):
+        if field.name in DERIVED | NOT_CHART_KNOBS:
+            continue
+        expected = DELIBERATE.get(field.name, getattr(defaults, field.name))
+        assert getattr(settings, field.name) == expected, field.name
+    assert settings.lock == defaults.lock
+    assert settings.tls_cert_file == "/etc/leasegate/tls/tls.crt"
+    assert settings.tls_key_file == "/etc/leasegate/tls/tls.key"
+    assert settings.service_namespace == "leasegate-system"
+    assert settings.webhook_config_name == one(rendered("default"), "ValidatingWebhookConfiguration")[
+        "metadata"]["name"]
+
+
+def test_values_reach_the_webhook() -> None:
+    env = container_env(template({"config": {
+        "mode": "warn", "exemptUsers": ["ci-bot", "system:serviceaccount:ops:deployer"],
+        "exemptNamespaces": [], "lockNamespace": "locks", "txnAnnotation": "example.com/txn",
+        "profile": "janus", "janusFieldManager": True, "clockSkewSeconds": 3.5,
+        "leaseLookup": "consistent", "events": False, "maxBodyBytes": 1048576,
+        "workers": 3, "threads": 8, "gracefulTimeoutSeconds": 10, "logLevel": "DEBUG"}}))
+    s = WebhookSettings.from_env(env)
+    assert s.mode.value == "warn"
+    assert s.exempt_users == ("ci-bot", "system:serviceaccount:ops:deployer")
+    assert s.exempt_namespaces == ()
+    assert s.lock.lock_namespace == "locks" and s.lock.txn_annotation == "example.com/txn"
+    assert s.lock.profile.value == "janus" and s.janus_field_manager is True
+    assert s.lock.clock_skew_seconds == 3.5
+    assert s.lease_lookup.value == "consistent" and s.events is False and s.max_body_bytes == 1048576
+    assert (s.workers, s.threads, s.graceful_timeout_seconds, s.log_level) == (3, 8, 10.0, "DEBUG")
+
+
+@pytest.mark.parametrize(("failure_policy", "explicit", "expected"), [
+    ("Fail", "", "deny"), ("Ignore", "", "allow"), ("Ignore", "deny", "deny"), ("Fail", "allow", "allow")])
+def test_lookup_failure_policy_follows_failure_policy(failure_policy: str, explicit: str, expected: str) -> None:
+    env = container_env(template({"webhook": {"failurePolicy": failure_policy},
+                                  "config": {"lookupFailurePolicy": explicit}}))
+    assert env["LEASEGATE_LOOKUP_FAILURE_POLICY"] == expected
+
+
+# -- RBAC ------------------------------------------------------------------------------------
+
+
+def test_rbac_is_least_privilege() -> None:
+    docs = rendered("default")
+    (role,) = by_kind(docs, "ClusterRole")
+    vwc = one(docs, "ValidatingWebhookConfiguration")["metadata"]["name"]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+         "resourceNames": [vwc], "verbs": ["get", "patch"]},
+    ]
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    binding = one(docs, "ClusterRoleBinding")
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "leasegate-system"}]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == sa
+    no_events = one(rendered("no-events"), "ClusterRole")
+    assert all("events" not in rule["resources"] for rule in no_events["rules"])
+    no_label = one(rendered("no-namespace-modes"), "ClusterRole")
+    assert all("namespaces" not in rule["resources"] for rule in no_label["rules"])
+    assert len(no_label["rules"]) == 3
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+METRICS = {"leasegate_admission_decisions_total", "leasegate_admission_duration_seconds_bucket",
+           "leasegate_lease_lookup_errors_total", "leasegate_lease_cache_staleness_seconds"}
+
+
+def test_service_monitor_scrapes_the_metrics_port() -> None:
+    docs = rendered("service-monitor")
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    service = one(docs, "Service")
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_grafana_dashboard() -> None:
+    configmap = one(rendered("dashboard"), "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    dashboard = json.loads(configmap["data"]["leasegate.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bleasegate_[a-z_]+", e)}
+    assert used == METRICS, used
+    for expr in exprs:
+        assert expr.count("(") == expr.count(")"), expr
+    assert {"result", "reason", "mode"} <= {lbl for e in exprs for lbl in re.findall(r"by \(([^)]*)\)", e)
+                                            for lbl in [x.strip() for x in lbl.split(",")]} | {"reason"}
+
+
+# -- NOTES -------------------------------------------------------------------------------------
+
+
+def test_notes_tell_how_to_lock_and_see_it_enforced() -> None:
+    from .helm import helm
+
+    out = helm("install", "lg", str(CHART), "-n", "leasegate-system", "--dry-run=client").stdout
+    notes = out.split("NOTES:", 1)[1]
+    assert "kubectl lock acquire configmap/app -n demo --txn t42" in notes
+    assert "kubectl -n demo annotate configmap app note=outside" in notes
+    assert "leasegate.io/transaction=t42" in notes
+    assert "kube-system, leasegate-system" in notes
+
+
+# -- the schema and the chart's own checks reject bad values -----------------------------------
+
+SCHEMA_REJECTS = [
+    ({"config": {"mode": "block"}}, "at '/config/mode': value must be one of 'deny', 'warn', 'dryrun'"),
+    ({"replicaCount": 0}, "at '/replicaCount': minimum: got 0, want 1"),
+    ({"replicaCount": "two"}, "at '/replicaCount': got string, want integer"),
+    ({"webhook": {"failurePolicy": "Maybe"}}, "at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'"),
+    ({"webhook": {"timeoutSeconds": 31}}, "at '/webhook/timeoutSeconds': maximum: got 31, want 30"),
+    ({"webhook": {"timeoutSeconds": 0}}, "at '/webhook/timeoutSeconds': minimum: got 0, want 1"),
+    ({"config": {"lockNamespace": "Bad_NS"}}, "at '/config/lockNamespace': 'Bad_NS' does not match pattern"),
+    ({"config": {"exemptNamespaces": ["kube-system", "Not A Namespace"]}},
+     "at '/config/exemptNamespaces/1': 'Not A Namespace' does not match pattern"),
+    ({"bogus": 1}, "additional properties 'bogus' not allowed"),
+    ({"config": {"modee": "warn"}}, "at '/config': additional properties 'modee' not allowed"),
+    ({"config": {"profile": "etcd"}}, "at '/config/profile': value must be one of 'leasegate', 'janus'"),
+    ({"config": {"leaseLookup": "sometimes"}}, "at '/config/leaseLookup': value must be one of"),
+    ({"config": {"txnAnnotation": "not a key!"}}, "at '/config/txnAnnotation'"),
+    ({"config": {"exemptUsers": ["alice,bob"]}}, "at '/config/exemptUsers/0': 'alice,bob' does not match pattern"),
+    ({"config": {"clockSkewSeconds": -1}}, "at '/config/clockSkewSeconds': minimum: got -1, want 0"),
+    ({"webhook": {"rules": []}}, "at '/webhook/rules': minItems: got 0, want 1"),
+    ({"webhook": {"rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"],
+                             "operations": ["PATCH"]}]}},
+     "at '/webhook/rules/0/operations/0': value must be one of 'CREATE', 'UPDATE', 'DELETE', 'CONNECT', '*'"),
+    ({"podAntiAffinity": "sometimes"}, "at '/podAntiAffinity': value must be one of 'soft', 'hard', 'none'"),
+    ({"image": {"digest": "md5:abc"}}, "at '/image/digest'"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), SCHEMA_REJECTS, ids=[m[:40] for _, m in SCHEMA_REJECTS])
+def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    error = template_error(values)
+    assert "values don't meet the specifications of the schema" in error
+    assert message in error, error
+
+
+def _rule(groups: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"webhook": {"rules": [{"apiGroups": groups, "apiVersions": ["*"], "resources": resources,
+                                   "operations": ["UPDATE"]}]}}
+
+
+CHART_REJECTS = [
+    (_rule(["coordination.k8s.io"], ["leases"]), "webhook.rules[0].apiGroups: \"coordination.k8s.io\" must not be intercepted"),
+    (_rule([""], ["events"]), "webhook.rules[0].resources: \"events\" must not be intercepted"),
+    (_rule(["apps"], ["*"]), "webhook.rules[0].resources: \"*\" must not be intercepted"),
+    (_rule(["*"], ["deployments"]), "webhook.rules[0].apiGroups: \"*\" would intercept coordination.k8s.io Leases"),
+    (_rule(["example.com"], ["widgetreviews"]), "\"widgetreviews\" must not be intercepted"),
+    (_rule(["authorization.k8s.io"], ["subjectaccessreviews"]), "\"authorization.k8s.io\" must not be intercepted"),
+    ({"config": {"lookupTimeoutSeconds": 5}, "webhook": {"timeoutSeconds": 5}},
+     "config.lookupTimeoutSeconds (5) must be below webhook.timeoutSeconds (5)"),
+    ({"certManager": {"enabled": True}, "tls": {"existingSecret": "x", "caBundle": "eA=="}},
+     "certManager.enabled and tls.existingSecret are exclusive"),
+    ({"tls": {"existingSecret": "x"}}, "tls.existingSecret needs tls.caBundle"),
+    ({"serviceAccount": {"create": False}}, "serviceAccount.name is required when serviceAccount.create is false"),
+    ({"terminationGracePeriodSeconds": 5}, "terminationGracePeriodSeconds (5) must be at least config.gracefulTimeoutSeconds"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), CHART_REJECTS, ids=[m[:40] for _, m in CHART_REJECTS])
+def test_chart_rejects_unsafe_combinations(values: dict[str, Any], message: str) -> None:
+    error = template_error(values)
+    assert message in error, error
