@@ -86,6 +86,18 @@ class WebhookSettings:
         service_name / service_namespace: DNS names for a generated certificate.
         webhook_config_name: the ValidatingWebhookConfiguration whose caBundle
             the webhook keeps in sync with a generated CA (empty: do not touch).
+        bind_address: the address both ports listen on.
+        workers / threads: gunicorn worker processes (0: two per CPU) and
+            threads per worker (gthread).
+        graceful_timeout_seconds: on SIGTERM, how long in-flight requests may
+            take to finish before workers are killed.
+        keepalive_seconds: how long an idle keep-alive connection from the API
+            server is held open (the API server reuses connections).
+        kubeconfig: kubeconfig file to reach the API server (empty: in-cluster
+            config, or ``KUBECONFIG``).
+        event_window_seconds: blocked writes of one object by one user against
+            one holder within this window become one Event with a count.
+        log_level: DEBUG | INFO | WARNING | ERROR (JSON lines on stderr).
     """
 
     lock: LockSettings = field(default_factory=LockSettings)
@@ -109,6 +121,14 @@ class WebhookSettings:
     service_name: str = "leasegate"
     service_namespace: str = "leasegate-system"
     webhook_config_name: str = ""
+    bind_address: str = "0.0.0.0"
+    workers: int = 0
+    threads: int = 4
+    graceful_timeout_seconds: float = 25.0
+    keepalive_seconds: int = 75
+    kubeconfig: str = ""
+    event_window_seconds: float = 60.0
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -120,6 +140,12 @@ class WebhookSettings:
         for port in (self.port, self.health_port):
             if not 0 <= port <= 65535:
                 raise SettingsError(f"port {port} is out of range")
+        if self.workers < 0 or self.threads < 1:
+            raise SettingsError("workers must be >= 0 and threads >= 1")
+        if self.graceful_timeout_seconds < 0 or self.event_window_seconds <= 0:
+            raise SettingsError("graceful_timeout_seconds and event_window_seconds must be positive")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError(f"log_level {self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise SettingsError("tls_cert_file and tls_key_file must be given together")
 

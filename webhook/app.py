@@ -1,0 +1,154 @@
+"""The admission Flask app: ``POST /validate``.
+
+Two error channels, kept apart:
+
+* a request that is not a valid AdmissionReview gets an HTTP 4xx with a JSON
+  ``{"error": ...}`` body (the API server then applies the webhook's
+  failurePolicy);
+* a write the lock forbids gets HTTP 200 with a well-formed AdmissionReview
+  whose ``response.allowed`` is false and ``response.status`` says why.
+
+An unexpected exception while judging is answered like a failed Lease lookup
+(``lookup_failure_policy``), with a well-formed review, and logged: a worker
+never dies on a request and the API server always gets an answer it can use.
+
+Example::
+
+    app = create_app(settings, ConsistentLeaseSource(kube, settings))
+    app.test_client().post("/validate", data=review_bytes, content_type="application/json")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask, Response, request
+
+from lockcore.lease import utcnow
+from webhook import metrics
+from webhook.audit import EventRecorder, audit_annotations, log_decision
+from webhook.decision import ABSENT, LookupFailed, Reason, Verdict, decide, lease_for
+from webhook.kube import KubeHttp
+from webhook.leases import LeaseSource, make_lease_source
+from webhook.namespaces import NamespaceModes
+from webhook.review import AdmissionRequest, ReviewError, build_response, parse_review
+from webhook.settings import FailurePolicy, WebhookSettings
+
+log = logging.getLogger("leasegate.webhook")
+_JSON = "application/json"
+
+
+class Judge:
+    """Looks up what a request needs and applies :func:`decide` (the app's core, I/O included)."""
+
+    def __init__(self, settings: WebhookSettings, leases: LeaseSource, *,
+                 namespace_modes: NamespaceModes | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.leases = leases
+        self.namespace_modes = namespace_modes
+        self.clock = clock
+
+    def __call__(self, req: AdmissionRequest) -> Verdict:
+        settings = self.settings
+        ref = lease_for(req, settings)
+        if ref is None:
+            return decide(req, ABSENT, settings, self.clock())
+        found = self.leases.lookup(ref)
+        if isinstance(found, LookupFailed):
+            metrics.LOOKUP_ERRORS.inc()
+            log.warning("lease lookup failed for %s: %s", ref, found.error)
+        verdict = decide(req, found, settings, self.clock())
+        # The namespace label is read only when it can matter: a write a lock forbids.
+        if verdict.would_deny and req.namespace and self.namespace_modes is not None:
+            override = self.namespace_modes.get(req.namespace)
+            if override is not None and override is not verdict.mode:
+                verdict = decide(req, found, settings, self.clock(), mode=override)
+        return verdict
+
+
+def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventRecorder | None = None,
+               namespace_modes: NamespaceModes | None = None,
+               clock: Callable[[], datetime] = utcnow) -> Flask:
+    """The WSGI app answering AdmissionReviews on ``POST /validate``."""
+    app = Flask("leasegate-webhook")
+    judge = Judge(settings, leases, namespace_modes=namespace_modes, clock=clock)
+    app.extensions["leasegate.judge"] = judge
+    max_body = settings.max_body_bytes
+
+    @app.post("/validate")
+    def validate() -> Response:
+        started = time.perf_counter()
+        length = request.content_length
+        if length is not None and length > max_body:
+            # Refuse before reading: a huge body must not cost memory or time.
+            return _bad(ReviewError(413, f"request body of {length} bytes exceeds the limit of {max_body}"))
+        body = request.stream.read(max_body + 1)
+        try:
+            req = parse_review(body, request.content_type, max_body_bytes=max_body)
+        except ReviewError as exc:
+            return _bad(exc)
+        verdict = _judge_safely(judge, req)
+        latency = time.perf_counter() - started
+        if verdict.would_deny:
+            log_decision(req, verdict, latency)
+            if events is not None:
+                events.record(req, verdict)
+        review = build_response(
+            req.uid, allowed=verdict.allowed, code=verdict.code, message=verdict.message,
+            reason="Conflict" if verdict.code == 409 else ("ServiceUnavailable" if verdict.code == 503 else ""),
+            warnings=verdict.warnings, audit_annotations=audit_annotations(verdict),
+        )
+        metrics.DECISIONS.labels(verdict.decision, verdict.reason.value, verdict.mode.value).inc()
+        metrics.DURATION.observe(time.perf_counter() - started)
+        return app.response_class(json.dumps(review), 200, mimetype=_JSON)
+
+    @app.errorhandler(405)
+    @app.errorhandler(404)
+    def not_found(exc: Exception) -> Response:
+        code = getattr(exc, "code", 404) or 404
+        return app.response_class(json.dumps({"error": str(exc)}), code, mimetype=_JSON)
+
+    return app
+
+
+def _bad(exc: ReviewError) -> Response:
+    metrics.BAD_REQUESTS.labels(str(exc.status)).inc()
+    log.warning("rejected malformed admission request (HTTP %d): %s", exc.status, exc.message,
+                extra={"fields": {"uid": exc.uid, "status": exc.status}})
+    return Response(json.dumps({"error": exc.message, "status": exc.status}), exc.status, mimetype=_JSON)
+
+
+def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
+    try:
+        return judge(req)
+    except Exception as exc:  # noqa: BLE001 - answer per policy, never crash the worker
+        log.exception("internal error judging request %s", req.uid)
+        failure = LookupFailed(f"internal error: {exc.__class__.__name__}")
+        try:
+            return decide(req, failure, judge.settings, judge.clock())
+        except Exception:  # noqa: BLE001
+            allowed = judge.settings.lookup_failure_policy is FailurePolicy.ALLOW
+            return Verdict(allowed=allowed, reason=Reason.LOOKUP_FAILED, mode=judge.settings.mode,
+                           code=200 if allowed else 503,
+                           message="" if allowed else "leasegate internal error; write refused",
+                           would_deny=not allowed)
+
+
+def create_app_from_settings(settings: WebhookSettings) -> Flask:
+    """Wire the real lease source, Event recorder and namespace modes (what gunicorn loads)."""
+    kube = KubeHttp.from_settings(settings)
+    leases = make_lease_source(settings, kube, on_staleness=metrics.CACHE_STALENESS.set,
+                               on_fallback=metrics.CACHE_FALLBACKS.inc)
+    events = None
+    if settings.events:
+        events = EventRecorder(lambda: KubeHttp.from_settings(settings),
+                               window_seconds=settings.event_window_seconds,
+                               on_outcome=lambda outcome: metrics.EVENTS.labels(outcome).inc())
+    modes = NamespaceModes(kube, settings.namespace_mode_label, timeout=settings.lookup_timeout_seconds) \
+        if settings.namespace_mode_label else None
+    return create_app(settings, leases, events=events, namespace_modes=modes)

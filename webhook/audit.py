@@ -1,0 +1,274 @@
+"""The audit trail of writes a lock refused, or would have refused.
+
+For each such decision the webhook leaves three traces, none of which ever
+contains an object body:
+
+* a structured JSON log line on logger ``leasegate.audit`` (:func:`log_decision`);
+* ``auditAnnotations`` on the AdmissionResponse (:func:`audit_annotations`),
+  which the API server writes into its own audit log as
+  ``<webhook name>/<key>``;
+* a ``WriteBlocked`` Event on the object (:class:`EventRecorder`), built from
+  :class:`lockcore.audit.BlockedWrite` (so ``lockcore audit`` reads it back),
+  emitted by a background thread, aggregated per object + user + holder within
+  ``event_window_seconds``, and never for dryRun requests.
+
+Example::
+
+    recorder = EventRecorder(lambda: KubeHttp.from_settings(settings), window_seconds=60)
+    recorder.record(request, verdict)      # returns at once; the Event is written later
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lockcore.audit import EVENT_COMPONENT, EVENT_REASON, BlockedWrite
+from lockcore.lease import utcnow
+from webhook.decision import Verdict
+from webhook.kube import KubeError, KubeHttp, events_path
+from webhook.review import AdmissionRequest
+
+audit_log = logging.getLogger("leasegate.audit")
+log = logging.getLogger("leasegate.events")
+
+# Cluster-scoped objects have no namespace; Kubernetes records their Events in "default".
+CLUSTER_EVENT_NAMESPACE = "default"
+_NOT_NAME = re.compile(r"[^a-z0-9.-]+")
+
+
+def blocked_write(request: AdmissionRequest, verdict: Verdict) -> BlockedWrite:
+    """The lockcore record of a (would-be) denied write."""
+    return BlockedWrite(
+        user=request.username, operation=request.operation, group=request.group, kind=request.kind,
+        namespace=request.namespace, name=request.name,
+        lease=str(verdict.lease) if verdict.lease else "", holder=verdict.holder,
+        declared_txn=verdict.declared_txn, mode=verdict.mode.value, reason=verdict.reason.value,
+    )
+
+
+def audit_annotations(verdict: Verdict) -> dict[str, str]:
+    """Response auditAnnotations for a decision that involved a lock (empty otherwise).
+
+    >>> from webhook.decision import Reason
+    >>> from webhook.settings import EnforcementMode
+    >>> audit_annotations(Verdict(allowed=True, reason=Reason.UNLOCKED, mode=EnforcementMode.DENY))
+    {}
+    """
+    if verdict.lease is None or not (verdict.holder or verdict.would_deny):
+        return {}
+    annotations = {
+        "decision": verdict.decision,
+        "reason": verdict.reason.value,
+        "lease": str(verdict.lease),
+        "mode": verdict.mode.value,
+    }
+    if verdict.holder:
+        annotations["holder"] = verdict.holder
+    return annotations
+
+
+def log_decision(request: AdmissionRequest, verdict: Verdict, latency_seconds: float) -> None:
+    """One JSON line (via the JSON formatter) for a denied or would-be-denied write."""
+    audit_log.warning(
+        "write %s", "denied" if not verdict.allowed else f"would be denied ({verdict.mode.value})",
+        extra={"fields": {
+            "uid": request.uid,
+            "user": request.username,
+            "groups": list(request.groups),
+            "operation": request.operation,
+            "group": request.group,
+            "kind": request.kind,
+            "subresource": request.sub_resource,
+            "namespace": request.namespace,
+            "name": request.name,
+            "lease": str(verdict.lease) if verdict.lease else "",
+            "holder": verdict.holder,
+            "declared_txn": verdict.declared_txn,
+            "mode": verdict.mode.value,
+            "decision": verdict.decision,
+            "reason": verdict.reason.value,
+            "dry_run": request.dry_run,
+            "latency_ms": round(latency_seconds * 1000, 3),
+        }},
+    )
+
+
+@dataclass(frozen=True)
+class _Blocked:
+    record: BlockedWrite
+    api_version: str
+    object_uid: str
+    at: datetime
+
+
+@dataclass
+class _Aggregate:
+    namespace: str
+    event_name: str
+    first_at: float
+    count: int
+    pending: int  # occurrences not yet written to the Event
+    last_at: datetime
+
+
+class EventRecorder:
+    """Writes WriteBlocked Events from a background thread, aggregated per window.
+
+    :meth:`record` never blocks and never raises: it drops the Event (and
+    counts it) if the queue is full. One Event exists per object + user +
+    holder + mode per window; further occurrences bump its ``count``, written
+    at most every ``flush_seconds``.
+    """
+
+    def __init__(
+        self,
+        kube_factory: Callable[[], KubeHttp],
+        *,
+        window_seconds: float = 60.0,
+        flush_seconds: float = 2.0,
+        max_queue: int = 1000,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._kube_factory = kube_factory
+        self._window = window_seconds
+        self._flush = flush_seconds
+        self._queue: queue.Queue[_Blocked] = queue.Queue(maxsize=max_queue)
+        self._aggregates: dict[tuple[str, ...], _Aggregate] = {}
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._thread: threading.Thread | None = None
+        self._kube: KubeHttp | None = None
+        self._lock = threading.Lock()
+
+    def record(self, request: AdmissionRequest, verdict: Verdict) -> None:
+        """Queue an Event for a (would-be) blocked write; no-op for dryRun requests."""
+        if request.dry_run or not verdict.would_deny or not request.name:
+            return
+        self._ensure_started()
+        item = _Blocked(blocked_write(request, verdict), request.api_version, request.object_uid, utcnow())
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._on_outcome("dropped")
+
+    def _ensure_started(self) -> None:
+        # Started lazily so that a gunicorn worker, not the pre-fork master, owns it.
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+                self._thread.start()
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until queued items are written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._flush_pending()
+
+    def _run(self) -> None:
+        kube = self._kube_factory()
+        self._kube = kube
+        last_flush = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=self._flush)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                try:
+                    self._handle(kube, item)
+                except Exception as exc:  # noqa: BLE001 - an Event must never take the worker down
+                    self._on_outcome("failed")
+                    log.warning("could not write WriteBlocked event: %s", exc)
+                finally:
+                    self._queue.task_done()
+            if time.monotonic() - last_flush >= self._flush:
+                self._flush_pending()
+                last_flush = time.monotonic()
+
+    def _handle(self, kube: KubeHttp, item: _Blocked) -> None:
+        rec = item.record
+        key = (rec.namespace, rec.group, rec.kind, rec.name, rec.user, rec.holder, rec.mode)
+        now = time.monotonic()
+        with self._lock:
+            agg = self._aggregates.get(key)
+            if agg is not None and now - agg.first_at < self._window:
+                agg.count += 1
+                agg.pending += 1
+                agg.last_at = item.at
+                self._on_outcome("aggregated")
+                return
+            # Forget windows that have closed so the table stays small.
+            for stale in [k for k, a in self._aggregates.items() if now - a.first_at >= self._window]:
+                if self._aggregates[stale].pending == 0:
+                    del self._aggregates[stale]
+        namespace = rec.namespace or CLUSTER_EVENT_NAMESPACE
+        digest = hashlib.sha256("|".join((*key, str(now))).encode()).hexdigest()[:10]
+        hint = _NOT_NAME.sub("-", rec.name[:200].lower()).strip("-.") or "object"
+        name = f"{hint}.leasegate.{digest}"
+        status, body = kube.request_json("POST", events_path(namespace), timeout=10,
+                                         body=self._event(rec, item, name, namespace))
+        if status != 201:
+            raise KubeError(events_path(namespace), status, str(body)[:300])
+        with self._lock:
+            self._aggregates[key] = _Aggregate(namespace, name, now, 1, 0, item.at)
+        self._on_outcome("created")
+
+    def _flush_pending(self) -> None:
+        if self._kube is None:
+            return
+        with self._lock:
+            due = [(a.namespace, a.event_name, a.count, a.last_at, a) for a in self._aggregates.values()
+                   if a.pending]
+            for *_, agg in due:
+                agg.pending = 0
+        if not due:
+            return
+        kube = self._kube
+        for namespace, name, count, last_at, _ in due:
+            try:
+                status, body = kube.request_json(
+                    "PATCH", events_path(namespace, name), timeout=10,
+                    content_type="application/merge-patch+json",
+                    body={"count": count, "lastTimestamp": last_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                )
+                if status != 200:
+                    raise KubeError(events_path(namespace, name), status, str(body)[:300])
+            except Exception as exc:  # noqa: BLE001
+                self._on_outcome("failed")
+                log.warning("could not update event %s/%s: %s", namespace, name, exc)
+
+    @staticmethod
+    def _event(rec: BlockedWrite, item: _Blocked, name: str, namespace: str) -> dict[str, Any]:
+        stamp = item.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        involved: dict[str, Any] = {"apiVersion": item.api_version, "kind": rec.kind, "name": rec.name}
+        if rec.namespace:
+            involved["namespace"] = rec.namespace
+        if item.object_uid:
+            involved["uid"] = item.object_uid
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace, "annotations": rec.annotations()},
+            "involvedObject": involved,
+            "reason": EVENT_REASON,
+            "message": rec.message(),
+            "type": "Warning",
+            "source": {"component": EVENT_COMPONENT},
+            "reportingComponent": EVENT_COMPONENT,
+            "reportingInstance": EVENT_COMPONENT,
+            "action": f"{rec.operation.title()}Blocked",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }

@@ -1,0 +1,134 @@
+"""A thin JSON-over-HTTP client for the few API calls on the webhook's hot path.
+
+The official client's generated methods validate every argument and build
+model objects; on an admission request that costs more than the lock decision
+itself. :class:`KubeHttp` reuses the official client's configuration (auth,
+TLS, in-cluster or kubeconfig loading) and its urllib3 pool, but sends plain
+requests and decodes plain JSON. Off the hot path (Events) the official
+client is used as usual.
+
+Example::
+
+    kube = KubeHttp.from_settings(WebhookSettings())
+    status, body = kube.get_json("/apis/coordination.k8s.io/v1/namespaces/shop/leases/x", timeout=2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from kubernetes import client, config
+
+from webhook.settings import WebhookSettings
+
+
+@dataclass(frozen=True)
+class KubeError(Exception):
+    """An API call failed without an HTTP answer, or with an unexpected one."""
+
+    path: str
+    status: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        code = f"HTTP {self.status}" if self.status is not None else "no response"
+        return f"{self.path}: {code}: {self.detail}"
+
+
+def api_client(settings: WebhookSettings) -> client.ApiClient:
+    """An official ApiClient: in-cluster when running in a Pod, else the kubeconfig.
+
+    ``settings.kubeconfig`` (or ``KUBECONFIG``) wins over in-cluster config so a
+    webhook run outside the cluster (tests, development) is explicit.
+    """
+    path = settings.kubeconfig or os.environ.get("KUBECONFIG", "")
+    if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        return client.ApiClient(cfg)
+    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=path or None
+    )
+    return made
+
+
+class KubeHttp:
+    """GET JSON and stream watch lines using an ApiClient's connection pool and auth."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self._cfg = api.configuration
+        self._host = self._cfg.host.rstrip("/")
+        self._pool: urllib3.PoolManager = api.rest_client.pool_manager
+
+    @classmethod
+    def from_settings(cls, settings: WebhookSettings) -> KubeHttp:
+        return cls(api_client(settings))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "leasegate-webhook"}
+        for auth in self._cfg.auth_settings().values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[str(auth["key"])] = str(auth["value"])
+        return headers
+
+    def get_json(self, path: str, *, timeout: float, query: dict[str, str] | None = None) -> tuple[int, Any]:
+        """GET ``path``; returns (status, decoded body). Raises KubeError without an answer."""
+        return self.request_json("GET", path, timeout=timeout, query=query)
+
+    def request_json(self, method: str, path: str, *, timeout: float, body: Any = None,
+                     query: dict[str, str] | None = None,
+                     content_type: str = "application/json") -> tuple[int, Any]:
+        """Send ``body`` as JSON; returns (status, decoded body). Raises KubeError without an answer."""
+        url = self._host + path + (("?" + urlencode(query)) if query else "")
+        headers = self._headers()
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        try:
+            resp = self._pool.request(method, url, headers=headers, body=payload, timeout=timeout,
+                                      retries=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+        try:
+            return resp.status, json.loads(resp.data) if resp.data else None
+        except ValueError as exc:
+            raise KubeError(path, resp.status, "response is not JSON") from exc
+
+    def stream(self, path: str, *, query: dict[str, str], connect_timeout: float,
+               read_timeout: float) -> urllib3.BaseHTTPResponse:
+        """Open a streaming GET (a watch); the caller reads lines and releases it."""
+        url = self._host + path + "?" + urlencode(query)
+        try:
+            resp = self._pool.request(
+                "GET", url, headers=self._headers(), preload_content=False, retries=False,
+                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+        if resp.status != 200:
+            body = resp.data[:300].decode(errors="replace")
+            resp.release_conn()
+            raise KubeError(path, resp.status, body)
+        return resp
+
+    def close(self) -> None:
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+def lease_path(namespace: str, name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases/{quote(name)}"
+
+
+def events_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{quote(namespace)}/events" + (f"/{quote(name)}" if name else "")
+
+
+def namespace_path(name: str) -> str:
+    return f"/api/v1/namespaces/{quote(name)}"

@@ -1,0 +1,256 @@
+"""Where the webhook reads lock Leases: a live GET, or a watch-fed cache.
+
+Both sources answer :meth:`LeaseSource.lookup` with what
+:func:`webhook.decision.decide` takes: :data:`~webhook.decision.ABSENT`, a
+:class:`~lockcore.lease.LeaseState`, or :class:`~webhook.decision.LookupFailed`.
+
+* :class:`ConsistentLeaseSource`: one GET per request (with the configured
+  timeout). Always current; costs an API round trip per admission request.
+* :class:`CachedLeaseSource`: a LIST + WATCH of every lock Lease (selected by
+  the existence of the transaction label, across namespaces) in a background
+  thread, started lazily in each worker process (threads do not survive
+  gunicorn's fork). Lookups are dictionary reads. Staleness is bounded: the
+  watch is re-opened every ``0.6 * cache_max_staleness_seconds`` by the
+  server's ``timeoutSeconds``, each (re)open or event proves the stream alive,
+  and a lookup made when the last proof of life is older than
+  ``cache_max_staleness_seconds`` (or before the first LIST completed) goes to
+  the API server instead. See docs/INVARIANTS.md ("webhook").
+
+Example::
+
+    source = CachedLeaseSource(KubeHttp.from_settings(s), s)
+    source.lookup(LeaseRef("shop", "lg.configmap.cfg"))   # ABSENT, LeaseState or LookupFailed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from lockcore.lease import LeaseState, txn_label
+from lockcore.naming import LeaseRef
+from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed
+from webhook.kube import KubeError, KubeHttp, lease_path
+from webhook.settings import LeaseLookup, WebhookSettings
+
+log = logging.getLogger("leasegate.leases")
+
+ALL_LEASES = "/apis/coordination.k8s.io/v1/leases"
+_LIST_PAGE = 1000
+
+
+class LeaseSource(Protocol):
+    """Reads the Lease a decision needs."""
+
+    def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
+        """The Lease at ``ref``: ABSENT, its state, or LookupFailed. Never raises."""
+        ...
+
+    def close(self) -> None:
+        """Stop background work, release connections."""
+        ...
+
+
+class ConsistentLeaseSource:
+    """One live GET per lookup, bounded by ``lookup_timeout_seconds``."""
+
+    def __init__(self, kube: KubeHttp, settings: WebhookSettings) -> None:
+        self._kube = kube
+        self._timeout = settings.lookup_timeout_seconds
+
+    def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
+        try:
+            status, body = self._kube.get_json(lease_path(ref.namespace, ref.name), timeout=self._timeout)
+        except KubeError as exc:
+            return LookupFailed(str(exc))
+        if status == 404:
+            return ABSENT
+        if status != 200 or not isinstance(body, dict):
+            message = body.get("message", "") if isinstance(body, dict) else ""
+            return LookupFailed(f"GET lease {ref}: HTTP {status} {message}".strip())
+        try:
+            return LeaseState.from_json(body)
+        except (ValueError, TypeError) as exc:
+            return LookupFailed(f"lease {ref} is malformed: {exc}")
+
+    def close(self) -> None:
+        self._kube.close()
+
+
+class CachedLeaseSource:
+    """A watch-fed, in-memory index of lock Leases with bounded staleness.
+
+    ``on_staleness`` is called with the cache's age on every lookup (a metric
+    gauge); ``on_fallback`` whenever a lookup had to go to the API server.
+    """
+
+    def __init__(
+        self,
+        kube: KubeHttp,
+        settings: WebhookSettings,
+        *,
+        on_staleness: Callable[[float], None] | None = None,
+        on_fallback: Callable[[], None] | None = None,
+    ) -> None:
+        self._kube = kube
+        self._live = ConsistentLeaseSource(kube, settings)
+        self._max_staleness = settings.cache_max_staleness_seconds
+        # The server ends each watch after this long; the re-open proves freshness.
+        self._watch_seconds = max(1, int(settings.cache_max_staleness_seconds * 0.6))
+        self._connect_timeout = settings.lookup_timeout_seconds
+        self._selector = txn_label(settings.lock.profile)  # existence selector
+        self._on_staleness = on_staleness
+        self._on_fallback = on_fallback
+        self._leases: dict[tuple[str, str], LeaseState] = {}
+        self._alive_at = float("-inf")  # monotonic time of the last proof the cache is current
+        self._started_pid = 0
+        self._start_lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # -- reads -------------------------------------------------------------
+
+    def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
+        self._ensure_started()
+        staleness = time.monotonic() - self._alive_at
+        if self._on_staleness is not None:
+            self._on_staleness(min(staleness, 1e9))
+        if staleness > self._max_staleness:
+            if self._on_fallback is not None:
+                self._on_fallback()
+            return self._live.lookup(ref)
+        state = self._leases.get((ref.namespace, ref.name))
+        return ABSENT if state is None else state
+
+    @property
+    def synced(self) -> bool:
+        return time.monotonic() - self._alive_at <= self._max_staleness
+
+    def staleness(self) -> float:
+        return time.monotonic() - self._alive_at
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Start the watch if needed and wait for the first LIST (tests, readiness)."""
+        self._ensure_started()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.synced:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._live.close()
+
+    # -- the watch thread ------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        # gunicorn forks workers; a thread started in another process is not ours.
+        if self._started_pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._started_pid == os.getpid():
+                return
+            self._leases = {}
+            self._alive_at = float("-inf")
+            threading.Thread(target=self._run, name="lease-cache", daemon=True).start()
+            self._started_pid = os.getpid()
+
+    def _run(self) -> None:
+        backoff = 0.2
+        resource_version = ""
+        while not self._stop.is_set():
+            try:
+                if not resource_version:
+                    resource_version = self._relist()
+                resource_version = self._watch(resource_version)
+                backoff = 0.2
+            except _Expired:
+                resource_version = ""  # 410 Gone: our version left the window; list again
+            except Exception as exc:  # noqa: BLE001 - the thread must survive any failure
+                log.warning("lease cache: %s; retrying in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _relist(self) -> str:
+        fresh: dict[tuple[str, str], LeaseState] = {}
+        query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
+        while True:
+            status, body = self._kube.get_json(ALL_LEASES, timeout=30, query=query)
+            if status != 200 or not isinstance(body, dict):
+                raise KubeError(ALL_LEASES, status, str(body)[:200])
+            for item in body.get("items") or []:
+                self._store(fresh, item)
+            meta = body.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            query = {**query, "continue": str(meta["continue"])}
+        self._leases = fresh  # one reference swap: readers see old or new, never half
+        self._alive_at = time.monotonic()
+        log.info("lease cache: listed %d lock leases", len(fresh))
+        return str(meta.get("resourceVersion") or "")
+
+    def _watch(self, resource_version: str) -> str:
+        query = {
+            "labelSelector": self._selector,
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(self._watch_seconds),
+        }
+        opened = time.monotonic()
+        resp = self._kube.stream(ALL_LEASES, query=query, connect_timeout=self._connect_timeout,
+                                 read_timeout=self._watch_seconds + 2.0)
+        # The server accepted a watch from our version: it will deliver every
+        # change since, so the cache is as current as the moment we asked.
+        self._alive_at = opened
+        try:
+            buffer = b""
+            for chunk in resp.stream(64 * 1024, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        resource_version = self._apply(json.loads(line), resource_version)
+                        self._alive_at = time.monotonic()
+        finally:
+            resp.release_conn()
+        return resource_version
+
+    def _apply(self, event: dict[str, Any], resource_version: str) -> str:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Expired()
+            raise KubeError(ALL_LEASES, obj.get("code"), str(obj.get("message")))
+        meta = obj.get("metadata") or {}
+        if kind in ("ADDED", "MODIFIED"):
+            self._store(self._leases, obj)
+        elif kind == "DELETED":
+            self._leases.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
+        return str(meta.get("resourceVersion") or resource_version)
+
+    @staticmethod
+    def _store(index: dict[tuple[str, str], LeaseState], obj: dict[str, Any]) -> None:
+        try:
+            state = LeaseState.from_json(obj)
+        except (ValueError, TypeError) as exc:
+            log.warning("lease cache: skipping malformed lease: %s", exc)
+            return
+        index[(state.namespace, state.name)] = state
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old (HTTP 410): relist."""
+
+
+def make_lease_source(settings: WebhookSettings, kube: KubeHttp, **hooks: Any) -> LeaseSource:
+    """The source ``settings.lease_lookup`` asks for."""
+    if settings.lease_lookup is LeaseLookup.CACHED:
+        return CachedLeaseSource(kube, settings, **hooks)
+    return ConsistentLeaseSource(kube, settings)

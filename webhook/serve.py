@@ -1,0 +1,252 @@
+"""``leasegate-webhook``: run the admission webhook under gunicorn.
+
+* Admission on ``port``, TLS only (1.2+), gunicorn ``gthread`` workers (two per
+  CPU unless told), keep-alive for the API server's reused connections, and
+  graceful shutdown: on SIGTERM workers stop accepting and finish in-flight
+  requests for up to ``graceful_timeout_seconds``.
+* ``/healthz``, ``/readyz`` (200 only while the API server answers) and
+  ``/metrics`` on plain ``health_port``, served by a thread of the gunicorn
+  master so they keep answering while workers restart.
+* Serving certificate: the given files (reloaded when they change), or a CA and
+  certificate generated into ``cert_dir`` at start, whose CA is written into
+  ``webhook_config_name``'s caBundle.
+
+Every flag mirrors a ``LEASEGATE_*`` environment variable (``--lookup-timeout-seconds``
+is ``LEASEGATE_LOOKUP_TIMEOUT_SECONDS``); flags win.
+
+Example::
+
+    leasegate-webhook --port 8443 --health-port 8080 --mode warn --lease-lookup cached
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import logging
+import logging.config
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from lockcore.settings import LockSettings, SettingsError
+from webhook.logs import log_config
+from webhook.settings import WebhookSettings
+
+log = logging.getLogger("leasegate.serve")
+
+
+def _flags() -> list[tuple[str, str, str]]:
+    """(flag, env var, help) for every setting: one list of knobs for env and CLI."""
+    out = []
+    for cls in (LockSettings, WebhookSettings):
+        for f in dataclasses.fields(cls):
+            if f.name == "lock":
+                continue
+            default: Any = f.default
+            if default is dataclasses.MISSING:
+                default = "-"
+            if isinstance(default, tuple):
+                default = ",".join(default)
+            default = getattr(default, "value", default)
+            env = f"LEASEGATE_{f.name.upper()}"
+            out.append((f"--{f.name.replace('_', '-')}", env, f"{env} (default: {default})"))
+    return out
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> WebhookSettings:
+    """Settings from the environment, overridden by command-line flags."""
+    parser = argparse.ArgumentParser(
+        prog="leasegate-webhook",
+        description="Validating admission webhook enforcing leasegate's Lease-based locks. "
+                    "Each flag overrides the environment variable named in its help; "
+                    "see docs/webhook.md.",
+    )
+    flags = _flags()
+    for flag, env, help_text in flags:
+        parser.add_argument(flag, dest=env, metavar="VALUE", help=help_text)
+    args = vars(parser.parse_args(argv))
+    environ = dict(os.environ)
+    environ.update({env: value for env, value in args.items() if value is not None})
+    try:
+        return WebhookSettings.from_env(environ)
+    except SettingsError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - wsgiref's signature
+        pass  # probes every few seconds would drown the audit lines
+
+
+class Readiness:
+    """Whether the API server answers, checked at most once per ``interval`` seconds."""
+
+    def __init__(self, settings: WebhookSettings, interval: float = 1.0) -> None:
+        self._settings = settings
+        self._interval = interval
+        self._checked = float("-inf")
+        self._ready = False
+        self._detail = "not checked yet"
+        self._lock = threading.Lock()
+        self._kube: Any = None
+
+    def __call__(self) -> tuple[bool, str]:
+        from webhook.kube import KubeError, KubeHttp
+
+        with self._lock:
+            if time.monotonic() - self._checked < self._interval:
+                return self._ready, self._detail
+            try:
+                if self._kube is None:
+                    self._kube = KubeHttp.from_settings(self._settings)
+                status, _ = self._kube.get_json("/readyz", timeout=self._settings.lookup_timeout_seconds)
+                self._ready, self._detail = status == 200, f"API server /readyz: HTTP {status}"
+            except (KubeError, OSError, ValueError) as exc:
+                self._ready, self._detail = False, f"API server unreachable: {exc}"
+            self._checked = time.monotonic()
+            return self._ready, self._detail
+
+
+def health_app(ready: Callable[[], tuple[bool, str]]) -> Any:
+    """The plain-HTTP WSGI app for probes and Prometheus."""
+    from flask import Flask, Response
+
+    from webhook.metrics import render_latest
+
+    app = Flask("leasegate-health")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", 200, mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        ok, detail = ready()
+        return Response(detail + "\n", 200 if ok else 503, mimetype="text/plain")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        payload, content_type = render_latest()
+        return Response(payload, 200, content_type=content_type)
+
+    return app
+
+
+def start_health_server(settings: WebhookSettings) -> WSGIServer:
+    server = make_server(settings.bind_address, settings.health_port, health_app(Readiness(settings)),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
+
+
+def _prepare_metrics_dir() -> None:
+    # Must happen before prometheus_client is imported anywhere in this process.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="leasegate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.unlink(stale)  # samples of a previous run would be summed into ours
+
+
+def _register_ca(settings: WebhookSettings, ca_pem: bytes) -> None:
+    from webhook.kube import KubeHttp
+    from webhook.registration import ensure_ca_bundle
+
+    for attempt in range(30):
+        try:
+            ensure_ca_bundle(KubeHttp.from_settings(settings), settings.webhook_config_name, ca_pem)
+            return
+        except Exception as exc:  # noqa: BLE001 - keep trying while the API server comes up
+            log.warning("caBundle registration attempt %d failed: %s", attempt + 1, exc)
+            time.sleep(2)
+
+
+def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
+                     ca_pem: bytes | None) -> dict[str, Any]:
+    """The gunicorn settings (also what the benchmark reuses)."""
+    from webhook.certs import ReloadingContext
+
+    reloader = ReloadingContext(cert_file, key_file)
+
+    def when_ready(server: Any) -> None:
+        start_health_server(settings)
+        if ca_pem is not None and settings.webhook_config_name:
+            threading.Thread(target=_register_ca, args=(settings, ca_pem), daemon=True).start()
+        log.info("leasegate webhook ready: https://%s:%d/validate, health on :%d",
+                 settings.bind_address, settings.port, settings.health_port)
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from webhook.metrics import mark_worker_dead
+
+        mark_worker_dead(worker.pid)
+
+    return {
+        "bind": [f"{settings.bind_address}:{settings.port}"],
+        "workers": settings.workers or 2 * (os.cpu_count() or 1),
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "keepalive": settings.keepalive_seconds,
+        "graceful_timeout": int(settings.graceful_timeout_seconds),
+        "timeout": 30,
+        "certfile": cert_file,
+        "keyfile": key_file,
+        "ssl_context": lambda conf, default_factory: reloader.context(),
+        "logconfig_dict": log_config(settings.log_level),
+        "accesslog": None,
+        "proc_name": "leasegate-webhook",
+        "when_ready": when_ready,
+        "child_exit": child_exit,
+        "preload_app": False,  # each worker builds its own clients and cache threads after fork
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``leasegate-webhook``."""
+    settings = parse_settings(argv)
+    logging.config.dictConfig(log_config(settings.log_level))
+    _prepare_metrics_dir()
+
+    from gunicorn.app.base import BaseApplication
+
+    from webhook.certs import generate
+
+    ca_pem: bytes | None = None
+    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
+    if not cert_file:
+        paths = generate(Path(settings.cert_dir), settings.service_name, settings.service_namespace)
+        cert_file, key_file, ca_pem = str(paths.cert_file), str(paths.key_file), paths.ca_pem()
+        log.info("generated serving certificate in %s", settings.cert_dir)
+    options = gunicorn_options(settings, cert_file, key_file, ca_pem)
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from webhook.app import create_app_from_settings
+
+            return create_app_from_settings(settings)
+
+    Server().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
