@@ -1,0 +1,407 @@
+"""``lockcore`` and ``kubectl lock``: take, inspect and release locks from a shell.
+
+One implementation serves both entry points; the kubectl plugin adds helpers
+that run a transaction-annotated ``apply``, ``delete`` or ``edit`` through the
+real kubectl. Examples::
+
+    lockcore acquire deployment/web -n shop --txn t42 --ttl 10m
+    kubectl lock status deployment/web -n shop -o json
+    kubectl lock list --txn t42
+    kubectl lock apply -f web.yaml --txn t42
+    kubectl lock edit deployment/web -n shop --txn t42
+    kubectl lock audit -n shop --txn t42
+
+The cluster is chosen as kubectl chooses it (``--kubeconfig``, ``--context``,
+``$KUBECONFIG``, ``~/.kube/config``, else in-cluster). ``list`` and ``audit``
+cover all namespaces unless ``-n`` is given.
+
+Exit codes:
+    0  success (``status`` also exits 0 when the object is not locked)
+    1  an API or kubectl call failed
+    2  usage error: bad arguments, unknown resource type, invalid name or ttl
+    3  the lock is held by another transaction (AlreadyLockedError)
+    4  the lock has expired or is gone (LockExpiredError, on ``renew``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lockcore.audit import EVENT_REASON, BlockedWrite
+from lockcore.connect import api_client_from, default_namespace
+from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
+from lockcore.lease import LeaseState, format_micro_time, utcnow
+from lockcore.manager import LeaseManager
+from lockcore.naming import InvalidKeyError, ResourceKey, validate_txn
+from lockcore.resources import Discovery
+from lockcore.settings import LockSettings, Profile, SettingsError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_EXPIRED = 0, 1, 2, 3, 4
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_EDIT_WRAPPER = "_edit-wrapper"
+_WRAPPED_EDITOR_ENV = "LEASEGATE_WRAPPED_EDITOR"
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit code 2)."""
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations as kubectl takes them: ``10m``, ``1h30m``, ``500ms``, ``45`` (seconds).
+
+    >>> parse_duration("1h30m"), parse_duration("0.5"), parse_duration("250ms")
+    (5400.0, 0.5, 0.25)
+    """
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 30s, 10m, 1h30m)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _txn(text: str) -> str:
+    try:
+        return validate_txn(text)
+    except InvalidKeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
+    """The argument parser for ``lockcore`` (or, with ``plugin``, ``kubectl lock``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", help="path to the kubeconfig file")
+    common.add_argument("--context", help="the kubeconfig context to use")
+    common.add_argument("-n", "--namespace", help="namespace of the object (default: the context's)")
+    common.add_argument("-o", "--output", choices=("human", "json"), default="human")
+    common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
+                        "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
+    common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
+    txn_required = argparse.ArgumentParser(add_help=False)
+    txn_required.add_argument("--txn", required=True, type=_txn, help="transaction name")
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
+    ttl = argparse.ArgumentParser(add_help=False)
+    ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Lease-based transaction locks on Kubernetes objects.",
+        epilog="exit codes: 0 ok, 1 API error, 2 usage, 3 locked by another txn, 4 expired/gone",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    acquire = sub.add_parser("acquire", parents=[common, target, txn_required, ttl],
+                             help="lock an object for a transaction")
+    acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
+    sub.add_parser("renew", parents=[common, target, txn_required, ttl], help="extend a lock")
+    sub.add_parser("release", parents=[common, target, txn_required],
+                   help="release a lock (no-op if not held by the txn)")
+    sub.add_parser("status", parents=[common, target], help="show who holds an object's lock")
+    listing = sub.add_parser("list", parents=[common], help="list locks (all namespaces unless -n)")
+    listing.add_argument("--txn", type=_txn, help="only this transaction's locks")
+    sub.add_parser("force-release", parents=[common, target], help="delete a lock whoever holds it")
+    audit = sub.add_parser("audit", parents=[common], help="recent writes blocked by locks")
+    audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
+    if plugin:
+        apply = sub.add_parser("apply", parents=[common, txn_required],
+                               help="kubectl apply, every object annotated with the txn")
+        apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+        sub.add_parser("delete", parents=[common, target, txn_required],
+                       help="stamp the txn annotation, then kubectl delete")
+        sub.add_parser("edit", parents=[common, target, txn_required],
+                       help="kubectl edit; the saved object carries the txn annotation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lockcore``."""
+    return _run("lockcore", list(sys.argv[1:] if argv is None else argv), plugin=False)
+
+
+def kubectl_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kubectl-lock`` (``kubectl lock ...``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [_EDIT_WRAPPER]:
+        return _edit_wrapper(args[1:])
+    return _run("kubectl lock", args, plugin=True)
+
+
+def _run(prog: str, argv: list[str], *, plugin: bool) -> int:
+    parser = build_parser(prog, plugin=plugin)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
+        return int(exc.code or 0)
+    try:
+        return _COMMANDS[args.command](_Context(args))
+    except AlreadyLockedError as exc:
+        _fail(exc)
+        return EXIT_LOCKED
+    except LockExpiredError as exc:
+        _fail(exc)
+        return EXIT_EXPIRED
+    except (InvalidKeyError, SettingsError, UsageError, ValueError) as exc:
+        _fail(exc)
+        return EXIT_USAGE
+    except (LockError, ApiException, OSError, subprocess.CalledProcessError) as exc:
+        _fail(exc)
+        return EXIT_ERROR
+
+
+def _fail(exc: BaseException) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+
+
+class _Context:
+    """What every command needs, built lazily from the parsed arguments."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.settings = LockSettings.from_env().with_overrides(
+            lock_namespace=args.lock_namespace,
+            profile=Profile(args.profile) if args.profile else None,
+        )
+        self._api: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            self._api = api_client_from(self.args.kubeconfig, self.args.context)
+        return self._api
+
+    def manager(self) -> LeaseManager:
+        return LeaseManager(self.api, self.settings)
+
+    def namespace(self) -> str:
+        return str(self.args.namespace or default_namespace(self.args.kubeconfig, self.args.context))
+
+    def key(self) -> ResourceKey:
+        return Discovery(self.api).key(self.args.target, self.namespace())
+
+    def emit(self, data: Any, human: str) -> None:
+        print(json.dumps(data, indent=2, sort_keys=True) if self.args.output == "json" else human)
+
+    def kubectl(self, *args: str, input: str | None = None,
+                env: dict[str, str] | None = None, capture: bool = True) -> str:
+        """Run the real kubectl with this invocation's cluster flags."""
+        binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
+        if not binary:
+            raise UsageError("kubectl not found on PATH (or set $KUBECTL)")
+        flags = [f"--{name}={value}" for name, value in
+                 (("kubeconfig", self.args.kubeconfig), ("context", self.args.context),
+                  ("namespace", self.args.namespace)) if value]
+        result = subprocess.run([binary, *flags, *args], input=input, text=True,
+                                capture_output=capture, env=dict(os.environ, **(env or {})))
+        if result.returncode != 0:
+            if capture:
+                sys.stderr.write(result.stderr)
+            raise subprocess.CalledProcessError(result.returncode, ["kubectl", *args])
+        return result.stdout or ""
+
+
+def lock_json(state: LeaseState, now: datetime, skew: float) -> dict[str, Any]:
+    """A lock as JSON (``status`` and ``list`` output)."""
+    expiry = state.expires_at()
+    return {
+        "lease": {"namespace": state.namespace, "name": state.name},
+        "txn": state.holder,
+        "principal": state.principal,
+        "resource": state.resource.describe() if state.resource else "",
+        "renewTime": format_micro_time(state.renew_time) if state.renew_time else None,
+        "leaseDurationSeconds": state.duration_seconds,
+        "expiresAt": format_micro_time(expiry) if expiry else None,
+        "secondsLeft": round(state.seconds_left(now), 1),
+        "live": state.is_live(now, skew),
+    }
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _cmd_acquire(ctx: _Context) -> int:
+    key = ctx.key()
+    ref = ctx.manager().acquire(key, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
+    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "txn": ctx.args.txn,
+              "resource": key.describe(), "ttlSeconds": ctx.args.ttl},
+             f"locked {key.describe()} for transaction {ctx.args.txn} (lease {ref})")
+    return EXIT_OK
+
+
+def _cmd_renew(ctx: _Context) -> int:
+    key = ctx.key()
+    manager = ctx.manager()
+    ref = manager.ref_for(key)
+    manager.renew(ref, ctx.args.txn, ctx.args.ttl)
+    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "txn": ctx.args.txn,
+              "ttlSeconds": ctx.args.ttl}, f"renewed {key.describe()} for {ctx.args.txn}")
+    return EXIT_OK
+
+
+def _cmd_release(ctx: _Context) -> int:
+    key = ctx.key()
+    manager = ctx.manager()
+    ref = manager.ref_for(key)
+    manager.release(ref, ctx.args.txn)
+    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "released": True},
+             f"released {key.describe()} (if {ctx.args.txn} held it)")
+    return EXIT_OK
+
+
+def _cmd_force_release(ctx: _Context) -> int:
+    key = ctx.key()
+    manager = ctx.manager()
+    ref = manager.ref_for(key)
+    deleted = manager.force_release(ref)
+    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "deleted": deleted},
+             f"force-released {key.describe()}" if deleted else f"{key.describe()} was not locked")
+    return EXIT_OK
+
+
+def _cmd_status(ctx: _Context) -> int:
+    key = ctx.key()
+    manager = ctx.manager()
+    ref = manager.ref_for(key)
+    state = manager.get_lock(ref)
+    if state is None:
+        ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "locked": False},
+                 f"{key.describe()} is not locked")
+        return EXIT_OK
+    data = lock_json(state, utcnow(), ctx.settings.clock_skew_seconds)
+    data["locked"] = data["live"]
+    verdict = "locked" if data["live"] else "not locked (expired lease)"
+    ctx.emit(data, f"{key.describe()} is {verdict} by transaction {state.holder} "
+                   f"(principal {state.principal or '?'}, lease {ref}, "
+                   f"{data['secondsLeft']:.0f}s left)")
+    return EXIT_OK
+
+
+def _cmd_list(ctx: _Context) -> int:
+    states = ctx.manager().list_locks(ctx.args.txn, namespace=ctx.args.namespace)
+    now = utcnow()
+    items = [lock_json(s, now, ctx.settings.clock_skew_seconds) for s in states]
+    rows = [["NAMESPACE", "LEASE", "TXN", "PRINCIPAL", "RESOURCE", "LEFT"]] + [
+        [i["lease"]["namespace"], i["lease"]["name"], i["txn"], i["principal"], i["resource"],
+         f"{i['secondsLeft']:.0f}s" if i["live"] else "expired"] for i in items
+    ]
+    ctx.emit({"items": items}, _table(rows) if items else "no locks")
+    return EXIT_OK
+
+
+def _cmd_audit(ctx: _Context) -> int:
+    events = client.CoreV1Api(ctx.api)
+    selector = f"reason={EVENT_REASON}"
+    response: Any  # the raw HTTP response (_preload_content=False)
+    if ctx.args.namespace:
+        response = events.list_namespaced_event(ctx.args.namespace, field_selector=selector,
+                                                _preload_content=False)
+    else:
+        response = events.list_event_for_all_namespaces(field_selector=selector,
+                                                        _preload_content=False)
+    items = []
+    for event in json.loads(response.data).get("items") or []:
+        write = BlockedWrite.from_annotations((event.get("metadata") or {}).get("annotations") or {})
+        if ctx.args.txn and ctx.args.txn not in (write.holder, write.declared_txn):
+            continue
+        when = (event.get("lastTimestamp") or event.get("eventTime")
+                or (event.get("metadata") or {}).get("creationTimestamp") or "")
+        items.append({"time": str(when), "count": int(event.get("count") or 1),
+                      **{k: v for k, v in vars(write).items()}})
+    items.sort(key=lambda i: i["time"])
+    rows = [["TIME", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "COUNT"]] + [
+        [i["time"], i["user"], i["operation"],
+         f"{i['kind'].lower()}{'.' + i['group'] if i['group'] else ''}/{i['name']}"
+         f"{' -n ' + i['namespace'] if i['namespace'] else ''}",
+         i["holder"], i["declared_txn"] or "-", i["mode"], str(i["count"])] for i in items
+    ]
+    ctx.emit({"items": items}, _table(rows) if items else "no blocked writes")
+    return EXIT_OK
+
+
+def _cmd_apply(ctx: _Context) -> int:
+    stamp = f"{ctx.settings.txn_annotation}={ctx.args.txn}"
+    source = sys.stdin.read() if ctx.args.filename == "-" else None
+    file_arg = "-" if source is not None else ctx.args.filename
+    # kubectl annotates locally (any manifest kubectl reads, YAML or JSON, lists included).
+    annotated = ctx.kubectl("annotate", "--local", "--overwrite", "-o", "json", "-f", file_arg,
+                            stamp, input=source)
+    output = ["-o", "json"] if ctx.args.output == "json" else []
+    sys.stdout.write(ctx.kubectl("apply", "-f", "-", *output, input=annotated))
+    return EXIT_OK
+
+
+def _cmd_delete(ctx: _Context) -> int:
+    patch = json.dumps({"metadata": {"annotations": {ctx.settings.txn_annotation: ctx.args.txn}}})
+    ctx.kubectl("patch", ctx.args.target, "--type", "merge", "-p", patch)
+    sys.stdout.write(ctx.kubectl("delete", ctx.args.target))
+    return EXIT_OK
+
+
+def _cmd_edit(ctx: _Context) -> int:
+    original = os.environ.get("KUBE_EDITOR") or os.environ.get("EDITOR") or "vi"
+    wrapper = f"{sys.executable} -m lockcore.cli {_EDIT_WRAPPER} {ctx.settings.txn_annotation} {ctx.args.txn}"
+    ctx.kubectl("edit", ctx.args.target, "-o", "json", capture=False,
+                env={"KUBE_EDITOR": wrapper, _WRAPPED_EDITOR_ENV: original})
+    return EXIT_OK
+
+
+def _edit_wrapper(argv: list[str]) -> int:
+    """The KUBE_EDITOR kubectl runs: the user's editor, then stamp the annotation.
+
+    Only a changed file is stamped, so quitting without changes still cancels.
+    """
+    annotation, txn, path = argv
+    editor = os.environ.get(_WRAPPED_EDITOR_ENV) or "vi"
+    with open(path, encoding="utf-8") as fh:
+        before = fh.read()
+    code = subprocess.call(["sh", "-c", f'{editor} "$1"', "sh", path])
+    if code != 0:
+        return code
+    with open(path, encoding="utf-8") as fh:
+        after = fh.read()
+    if after == before:
+        return 0
+    body = "\n".join(line for line in after.splitlines() if not line.lstrip().startswith("#"))
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return 0  # let kubectl report the user's syntax error as usual
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[annotation] = txn
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=4)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[_Context], int]] = {
+    "acquire": _cmd_acquire,
+    "renew": _cmd_renew,
+    "release": _cmd_release,
+    "status": _cmd_status,
+    "list": _cmd_list,
+    "force-release": _cmd_force_release,
+    "audit": _cmd_audit,
+    "apply": _cmd_apply,
+    "delete": _cmd_delete,
+    "edit": _cmd_edit,
+}
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [_EDIT_WRAPPER]:
+        sys.exit(_edit_wrapper(sys.argv[2:]))
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The ``lockcore`` CLI and the ``kubectl lock`` plugin, run as processes against the real API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from lockcore.audit import EVENT_REASON, BlockedWrite
+from tests.conftest import ApiClientFactory, KubectlRunner
+from tools.localcluster import BIN_DIR, LocalCluster
+
+pytestmark = pytest.mark.integration
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def plugin_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
+    """kubectl's view of PATH once the package is installed: the venv's bin holds kubectl-lock."""
+    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig_for("admin")), **extra)
+    env["PATH"] = f"{VENV_BIN}:{BIN_DIR}:{env['PATH']}"
+    return env
+
+
+def lockcore(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "lockcore"), *args], capture_output=True, text=True,
+                          env=plugin_env(cluster), timeout=60)
+
+
+def test_kubectl_plugin_list_finds_kubectl_lock(kubectl: KubectlRunner, cluster: LocalCluster) -> None:
+    found = kubectl("plugin", "list", env=plugin_env(cluster), check=False)
+    assert str(VENV_BIN / "kubectl-lock") in found.stdout, found.stdout + found.stderr
+
+
+def test_lockcore_cli_acquire_status_list_renew_release(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    ns = ["-n", namespace]
+    taken = lockcore(cluster, "acquire", "deployment/web", *ns, "--txn", "t42", "--ttl", "10m", "-o", "json")
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(taken.stdout)["lease"] == {"namespace": namespace, "name": "lg.deployment.web.apps"}
+
+    refused = lockcore(cluster, "acquire", "deploy/web", *ns, "--txn", "t43", "--ttl", "1m")
+    assert refused.returncode == 3 and "'t42'" in refused.stderr
+
+    status = json.loads(lockcore(cluster, "status", "deployments.apps/web", *ns, "-o", "json").stdout)
+    assert status["locked"] and status["txn"] == "t42" and status["principal"] == "admin"
+    assert status["leaseDurationSeconds"] == 600
+
+    listed = json.loads(lockcore(cluster, "list", *ns, "--txn", "t42", "-o", "json").stdout)
+    assert [i["lease"]["name"] for i in listed["items"]] == ["lg.deployment.web.apps"]
+
+    assert lockcore(cluster, "renew", "deployment/web", *ns, "--txn", "t42", "--ttl", "90s").returncode == 0
+    assert lockcore(cluster, "renew", "deployment/web", *ns, "--txn", "t43", "--ttl", "90s").returncode == 3
+    assert lockcore(cluster, "release", "deployment/web", *ns, "--txn", "t42").returncode == 0
+    assert lockcore(cluster, "renew", "deployment/web", *ns, "--txn", "t42", "--ttl", "90s").returncode == 4
+    gone = lockcore(cluster, "status", "deployment/web", *ns)
+    assert gone.returncode == 0 and "not locked" in gone.stdout
+
+
+def test_cli_usage_errors_exit_2(cluster: LocalCluster, namespace: str) -> None:
+    assert lockcore(cluster, "acquire", "nosuchtype/x", "-n", namespace, "--txn", "t", "--ttl", "1m").returncode == 2
+    assert lockcore(cluster, "acquire", "cm/x", "-n", namespace, "--txn", "bad txn", "--ttl", "1m").returncode == 2
+    assert lockcore(cluster, "acquire", "cm/x", "-n", namespace, "--txn", "t", "--ttl", "0").returncode == 2
+
+
+def test_plugin_acquire_status_list_release_and_cluster_scoped(
+    kubectl: KubectlRunner, cluster: LocalCluster, namespace: str
+) -> None:
+    env = plugin_env(cluster)
+    kubectl("lock", "acquire", "cm/settings", "-n", namespace, "--txn", "t42", "--ttl", "10m", env=env)
+    kubectl("lock", "acquire", "ns/" + namespace, "--lock-namespace", namespace, "--txn", "t42",
+            "--ttl", "10m", env=env)
+    status = kubectl("lock", "status", "cm/settings", "-n", namespace, env=env)
+    assert "locked by transaction t42" in status.stdout
+    listed = json.loads(kubectl("lock", "list", "-n", namespace, "--txn", "t42", "-o", "json", env=env).stdout)
+    assert sorted(i["lease"]["name"] for i in listed["items"]) == [
+        "lg.configmap.settings", f"lgc.namespace.{namespace}"]
+    kubectl("lock", "release", "cm/settings", "-n", namespace, "--txn", "t42", env=env)
+    after = json.loads(kubectl("lock", "list", "-n", namespace, "-o", "json", env=env).stdout)
+    assert [i["lease"]["name"] for i in after["items"]] == [f"lgc.namespace.{namespace}"]
+
+
+def test_plugin_apply_delete_and_edit_stamp_the_transaction(
+    kubectl: KubectlRunner, cluster: LocalCluster, namespace: str, tmp_path: Path,
+    api_client: ApiClientFactory,
+) -> None:
+    core = client.CoreV1Api(api_client("admin"))
+    manifest = tmp_path / "cms.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\ndata:\n  k: v\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n"
+    )
+    env = plugin_env(cluster)
+    kubectl("lock", "apply", "-f", str(manifest), "-n", namespace, "--txn", "t42", env=env)
+    for name in ("one", "two"):
+        annotations = core.read_namespaced_config_map(name, namespace).metadata.annotations
+        assert annotations["leasegate.io/transaction"] == "t42"
+
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nsed -i \'s/"v"/"edited"/\' "$1"\n')
+    editor.chmod(0o755)
+    kubectl("lock", "edit", "cm/one", "-n", namespace, "--txn", "t77",
+            env=plugin_env(cluster, KUBE_EDITOR=str(editor)))
+    edited = core.read_namespaced_config_map("one", namespace)
+    assert edited.data == {"k": "edited"}
+    assert edited.metadata.annotations["leasegate.io/transaction"] == "t77"
+
+    kubectl("lock", "delete", "cm/two", "-n", namespace, "--txn", "t42", env=env)
+    names = [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items]
+    assert "two" not in names and "one" in names
+
+
+def test_plugin_audit_reads_blocked_write_events(
+    kubectl: KubectlRunner, cluster: LocalCluster, namespace: str, api_client: ApiClientFactory,
+) -> None:
+    blocked = BlockedWrite(user="bob", operation="UPDATE", group="", kind="ConfigMap",
+                           namespace=namespace, name="settings", lease="lg.configmap.settings",
+                           holder="t42", declared_txn="", mode="deny", reason="not-in-transaction")
+    other = BlockedWrite(**{**vars(blocked), "holder": "t9", "user": "carol"})
+    core = client.CoreV1Api(api_client("admin"))
+    for i, write in enumerate((blocked, other)):
+        core.create_namespaced_event(namespace, client.CoreV1Event.from_dict({
+            "metadata": {"name": f"settings.blocked{i}", "annotations": write.annotations()},
+            "involvedObject": {"kind": "ConfigMap", "namespace": namespace, "name": "settings"},
+            "reason": EVENT_REASON, "message": write.message(), "type": "Warning",
+            "lastTimestamp": "2026-01-01T00:00:0%dZ" % i, "count": 1,
+        }))
+    env = plugin_env(cluster)
+    shown = json.loads(kubectl("lock", "audit", "-n", namespace, "--txn", "t42", "-o", "json", env=env).stdout)
+    assert [(i["user"], i["holder"], i["reason"]) for i in shown["items"]] == [("bob", "t42", "not-in-transaction")]
+    table = kubectl("lock", "audit", "-n", namespace, env=env).stdout
+    assert "bob" in table and "carol" in table and f"configmap/settings -n {namespace}" in table
