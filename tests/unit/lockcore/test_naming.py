@@ -1,15 +1,12 @@
-"""Pure parts: lease names (property-based) and the expiry/timeout rules."""
+"""Lease names: valid and collision-free for every valid key (property-based)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockcore.lease import LeaseState, lease_seconds
 from lockcore.naming import ResourceKey, lease_name, lease_ref
 from lockcore.settings import LockSettings, Profile
 
@@ -80,36 +77,3 @@ def test_same_kind_in_different_groups_do_not() -> None:
 def test_cluster_scoped_leases_live_in_the_lock_namespace() -> None:
     ref = lease_ref(ResourceKey("", "Namespace", "", "shop"), LockSettings(lock_namespace="locks"))
     assert ref.namespace == "locks" and ref.name == "lgc.namespace.shop"
-
-
-@pytest.mark.parametrize(
-    ("timeout", "seconds"),
-    [(0.2, 1), (1, 1), (1.0001, 2), (1.5, 2), (600, 600), (timedelta(minutes=10), 600),
-     (timedelta(milliseconds=1), 1)],
-)
-def test_lease_seconds_rounds_up(timeout: float | timedelta, seconds: int) -> None:
-    assert lease_seconds(timeout) == seconds
-
-
-@pytest.mark.parametrize("timeout", [0, -1, -0.5, float("nan"), float("inf"), timedelta(0), 8 * 24 * 3600])
-def test_lease_seconds_rejects(timeout: float | timedelta) -> None:
-    with pytest.raises(ValueError):
-        lease_seconds(timeout)
-
-
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(
-    ("after", "skew", "live"),
-    [(0, 0, True), (9.99, 0, True), (10, 0, False), (11, 2, True), (11.99, 2, True), (12, 2, False)],
-)
-def test_expiry_is_renew_time_plus_duration_plus_skew(after: float, skew: float, live: bool) -> None:
-    state = LeaseState(holder="t1", renew_time=T0, duration_seconds=10)
-    assert state.is_live(T0 + timedelta(seconds=after), skew_seconds=skew) is live
-
-
-def test_leases_without_holder_or_times_lock_nothing() -> None:
-    assert not LeaseState(holder="", renew_time=T0, duration_seconds=10).is_live(T0, 0)
-    assert not LeaseState(holder="t", renew_time=None, duration_seconds=10).is_live(T0, 0)
-    assert not LeaseState(holder="t", renew_time=T0, duration_seconds=None).is_live(T0, 0)
