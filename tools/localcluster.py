@@ -214,6 +214,17 @@ class LocalCluster:
         self.processes.clear()
         (self.workdir / "state.json").unlink(missing_ok=True)
 
+    def stop_apiserver(self) -> None:
+        """Stop only the kube-apiserver (etcd keeps its data): an API outage for fault tests."""
+        for proc in [p for p in self.processes if _program(p) == "kube-apiserver"]:
+            _terminate(proc.pid, proc)
+            self.processes.remove(proc)
+
+    def start_apiserver(self, timeout: float = 90.0) -> None:
+        """Start the kube-apiserver again on the same port after :meth:`stop_apiserver`."""
+        self._start_apiserver(self.workdir / "pki")
+        self._wait_ready(timeout)
+
     def version(self) -> dict[str, str]:
         """The API server's /version (gitVersion etc.)."""
         with self._open("/version") as resp:
@@ -383,6 +394,12 @@ class LocalCluster:
                 return False
 
         _wait_until(ready, timeout, "kube-apiserver", self.workdir / "kube-apiserver.log", self.processes)
+
+
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args
+    first = args[0] if isinstance(args, list) and args else args
+    return Path(str(first)).name
 
 
 def _http_ok(url: str) -> bool:
