@@ -1,0 +1,59 @@
+"""Fixtures for the reliability suite: figures for the report, a cluster to break.
+
+* ``figures``: tests record what they measured (load held, faults survived,
+  inputs tried); the lines are printed in pytest's terminal summary so CI logs
+  carry the numbers docs/RELIABILITY.md quotes.
+* ``fragile_cluster``: a second, dedicated control plane for the tests that
+  stop the kube-apiserver, so the session ``cluster`` is never disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from kubernetes import client, config
+
+from tests.integration.lockcore.conftest import counting_client  # noqa: F401 - re-exported fixture
+from tools.localcluster import LocalCluster, running
+
+Figures = Callable[[str], None]
+_LINES: list[str] = []
+
+
+def stress_seconds(default: float) -> float:
+    """Duration of the timed stress runs; LEASEGATE_STRESS_SECONDS makes a longer soak."""
+    return float(os.environ.get("LEASEGATE_STRESS_SECONDS", default))
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    def record(line: str) -> None:
+        _LINES.append(f"{request.node.name}: {line}")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _LINES:
+        terminalreporter.section("leasegate reliability figures")
+        for line in _LINES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def fragile_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A control plane of its own, for tests that take the API server down."""
+    with running(tmp_path_factory.mktemp("fragile")) as local:
+        yield local
+
+
+@pytest.fixture
+def fragile_namespace(fragile_cluster: LocalCluster) -> Iterator[str]:
+    api = config.new_client_from_config(config_file=str(fragile_cluster.kubeconfig))
+    name = f"fragile-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    api.close()
