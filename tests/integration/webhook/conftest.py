@@ -233,10 +233,20 @@ def guard(api: client.ApiClient, namespace: str, key: str, **labels: str) -> Non
 
 
 def grant_edit(api: client.ApiClient, namespace: str, group: str = "developers") -> None:
-    """Let ``group`` (alice and bob) edit objects in ``namespace`` via the built-in edit role."""
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, {
+    """Let ``group`` (alice and bob) edit common objects in ``namespace``.
+
+    A Role of its own: the built-in ``edit`` ClusterRole is filled in by the
+    aggregation controller, which the local control plane may not run.
+    """
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(namespace, {
         "metadata": {"name": "developers-edit"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "rules": [{"apiGroups": ["", "apps"], "verbs": ["*"],
+                   "resources": ["configmaps", "secrets", "deployments", "deployments/scale"]}],
+    }, _preload_content=False)
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "developers-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "developers-edit"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
     }, _preload_content=False)
 
