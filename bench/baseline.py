@@ -1,0 +1,68 @@
+"""The physical limit of the stack: the webhook's own gunicorn + Flask + TLS serving allow-everything.
+
+Same gunicorn options as ``leasegate-webhook`` (:func:`webhook.serve.gunicorn_options`,
+from the same ``LEASEGATE_*`` environment), same certificate handling, same
+``POST /validate`` route; the handler reads and decodes the AdmissionReview
+(any webhook must, to echo the uid) and allows it, with
+:func:`webhook.review.build_response`. What leasegate adds on top of this is
+what the benchmark's ours/baseline ratio measures.
+
+Run: ``python -m bench.baseline`` (configured by the environment, like the webhook).
+"""
+
+from __future__ import annotations
+
+import json
+import logging.config
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+
+from webhook.review import build_response
+
+
+def allow_all_app() -> Flask:
+    """``POST /validate``: decode the review, allow it."""
+    app = Flask("leasegate-baseline")
+
+    @app.post("/validate")
+    def validate() -> Response:
+        review = json.loads(request.get_data())
+        uid = str(review["request"]["uid"])
+        return app.response_class(json.dumps(build_response(uid, allowed=True)), 200,
+                                  mimetype="application/json")
+
+    return app
+
+
+def main() -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from webhook.certs import generate
+    from webhook.logs import log_config
+    from webhook.serve import gunicorn_options, parse_settings
+
+    settings = parse_settings([])
+    logging.config.dictConfig(log_config(settings.log_level))
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-baseline-metrics-"))
+    paths = generate(Path(settings.cert_dir), settings.service_name, settings.service_namespace)
+    options = gunicorn_options(settings, str(paths.cert_file), str(paths.key_file), None)
+    options["proc_name"] = "leasegate-baseline"
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return allow_all_app()
+
+    Server().run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

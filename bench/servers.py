@@ -1,0 +1,112 @@
+"""Start the webhook (as the chart runs it) and the allow-everything baseline; read worker RSS.
+
+The webhook is the real ``leasegate-webhook`` process, started by the
+integration tests' launcher (tests/integration/webhook/conftest.py
+:func:`start_webhook`) with the settings the Helm chart renders into the
+Deployment's environment (``helm template charts/leasegate``): same gunicorn
+workers, threads, keep-alive, timeouts, lookup mode, log level... Only what
+ties the process to a Pod (ports, certificate paths, Service names) is
+replaced by loopback equivalents.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from tests.integration.webhook.conftest import RunningWebhook, start_webhook
+from tools.localcluster import BIN_DIR, REPO_ROOT, free_port
+
+CHART = REPO_ROOT / "charts" / "leasegate"
+# Pod-specific settings replaced by the launcher's loopback equivalents.
+_POD_ONLY = {"BIND_ADDRESS", "PORT", "HEALTH_PORT", "TLS_CERT_FILE", "TLS_KEY_FILE", "SERVICE_NAME",
+             "SERVICE_NAMESPACE", "WEBHOOK_CONFIG_NAME", "CERT_DIR", "KUBECONFIG"}
+
+
+def chart_settings(chart: Path = CHART) -> dict[str, str]:
+    """The webhook settings the chart's default values render, as WebhookSettings field names."""
+    rendered = subprocess.run([str(BIN_DIR / "helm"), "template", "bench", str(chart)],
+                              capture_output=True, text=True, check=True).stdout
+    for doc in yaml.safe_load_all(rendered):
+        if isinstance(doc, dict) and doc.get("kind") == "Deployment":
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            out: dict[str, str] = {}
+            for item in container.get("env") or []:
+                name = str(item["name"])
+                if name.startswith("LEASEGATE_") and "value" in item:
+                    field = name.removeprefix("LEASEGATE_")
+                    if field not in _POD_ONLY:
+                        out[field.lower()] = str(item["value"])
+            return out
+    raise RuntimeError(f"helm template {chart} rendered no Deployment")
+
+
+def start_leasegate(workdir: Path, kubeconfig: Path, key: str, settings: dict[str, str],
+                    **overrides: Any) -> RunningWebhook:
+    """The real webhook with the chart's settings plus ``overrides``."""
+    return start_webhook(workdir, kubeconfig, key, **{**settings, **overrides})
+
+
+def start_baseline(workdir: Path, key: str, settings: dict[str, str]) -> RunningWebhook:
+    """The allow-everything server (bench.baseline) with the same settings and environment."""
+    port, health_port = free_port(), free_port()
+    cert_dir = workdir / f"certs-{key}"
+    log_file = workdir / f"webhook-{key}.log"
+    env = {f"LEASEGATE_{k.upper()}": v for k, v in settings.items()}
+    env.update({"LEASEGATE_BIND_ADDRESS": "127.0.0.1", "LEASEGATE_PORT": str(port),
+                "LEASEGATE_HEALTH_PORT": str(health_port), "LEASEGATE_CERT_DIR": str(cert_dir)})
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("LEASEGATE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    full_env.update(env)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.baseline"], stdout=log,
+                                stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT,
+                                start_new_session=True)
+    running = RunningWebhook(key, proc, port, health_port, cert_dir, log_file, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"baseline exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
+        try:
+            if running.ca_file.exists():
+                requests.get(f"https://127.0.0.1:{port}/", verify=str(running.ca_file), timeout=2)
+                return running
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.1)
+    running.stop()
+    raise TimeoutError(f"baseline not ready:\n{log_file.read_text()[-3000:]}")
+
+
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn workers: the master's child processes."""
+    pids: list[int] = []
+    task_dir = Path(f"/proc/{master}/task")
+    for task in task_dir.iterdir() if task_dir.exists() else []:
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return sorted(set(pids))
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of ``pid`` in MiB (from /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024.0, 1)
+    return float("nan")
+
+
+def workers_rss(running: RunningWebhook) -> dict[str, float]:
+    """RSS per worker (MiB), keyed by pid, plus the master's."""
+    out = {str(pid): rss_mb(pid) for pid in worker_pids(running.process.pid)}
+    out["master"] = rss_mb(running.process.pid)
+    return out
