@@ -58,6 +58,12 @@ demo: tools ## end-to-end demo on a local control plane
 cluster: tools ## start a local control plane in the background
 	$(PY) -m tools.localcluster up
 
+bench: tools ## benchmark (issue 7): prints a table, writes bench/out/results.json; BENCH_ARGS=--quick for ~2 min
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install -q py-spy
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 cluster-down: ## stop it
 	$(PY) -m tools.localcluster down
 

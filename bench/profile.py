@@ -1,8 +1,12 @@
 """Sampling profiles of the running gunicorn workers with py-spy, summarised into hot spots.
 
-``py-spy record --subprocesses --format raw`` attaches to the gunicorn master
-and its workers without touching their code and writes collapsed stacks
-(``frame;frame;... count``). :func:`hot_spots` turns those into the functions
+``py-spy record --subprocesses --gil --format raw`` attaches to the gunicorn
+master and its workers without touching their code and writes collapsed stacks
+(``frame;frame;... count``) of the threads *holding the GIL*: in a gthread
+worker that is the Python work that limits throughput (a thread blocked in a
+syscall or waiting for the GIL is not charged). C work done with the GIL
+released (OpenSSL encryption, the kernel's socket work) is not in these
+samples; the baseline's profile shows how much of the stack is like that. :func:`hot_spots` turns those into the functions
 with the most self time and the share of samples spent under each area of the
 stack (TLS, JSON, Flask/Werkzeug, gunicorn, logging, metrics, leasegate).
 """
@@ -43,9 +47,13 @@ def start(pid: int, seconds: float, out: Path, rate: int = 250) -> subprocess.Po
     """Start recording ``pid`` and its children for ``seconds`` (returns the py-spy process)."""
     return subprocess.Popen(
         [py_spy(), "record", "--pid", str(pid), "--subprocesses", "--duration", str(round(seconds)),
-         "--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(out)],
+         "--rate", str(rate), "--gil", "--format", "raw", "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
+
+# Leaf frames that mean "waiting", not working (py-spy's idle detection misses some).
+IDLE_LEAVES = re.compile(r"^(EpollSelector\.select|Condition\.wait|_worker|Arbiter\.sleep|"
+                         r"Arbiter\.wait_for_signals|Event\.wait|Thread\.join) \(")
 
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 
@@ -59,6 +67,8 @@ def parse_collapsed(lines: Iterable[str]) -> list[tuple[list[str], int]]:
             continue
         frames = [f for f in match["stack"].split(";")
                   if not f.startswith("process ") and not f.startswith("thread ")]
+        if frames and IDLE_LEAVES.match(frames[-1]):
+            continue
         out.append((frames, int(match["count"])))
     return out
 
