@@ -11,36 +11,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
 
 from tests.integration.lockcore.conftest import counting_client  # noqa: F401 - re-exported fixture
+from tests.support.figures import Figures, figures, pytest_terminal_summary  # noqa: F401 - fixture, hook
 from tools.localcluster import LocalCluster, running
 
-Figures = Callable[[str], None]
-_LINES: list[str] = []
 
 
 def stress_seconds(default: float) -> float:
     """Duration of the timed stress runs; LEASEGATE_STRESS_SECONDS makes a longer soak."""
     return float(os.environ.get("LEASEGATE_STRESS_SECONDS", default))
-
-
-@pytest.fixture
-def figures(request: pytest.FixtureRequest) -> Figures:
-    def record(line: str) -> None:
-        _LINES.append(f"{request.node.name}: {line}")
-
-    return record
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _LINES:
-        terminalreporter.section("leasegate reliability figures")
-        for line in _LINES:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
