@@ -70,12 +70,12 @@ class LockSettings:
     clock_skew_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        if not _DNS_LABEL.match(self.lock_namespace):
+        if not _DNS_LABEL.fullmatch(self.lock_namespace):
             raise SettingsError(
                 f"lock_namespace {self.lock_namespace!r} is not a valid namespace name "
                 "(DNS-1123 label)"
             )
-        if not _QUALIFIED_KEY.match(self.txn_annotation) or len(self.txn_annotation) > 316:
+        if not _QUALIFIED_KEY.fullmatch(self.txn_annotation) or len(self.txn_annotation) > 316:
             raise SettingsError(
                 f"txn_annotation {self.txn_annotation!r} is not a valid annotation key"
             )
