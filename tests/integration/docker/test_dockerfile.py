@@ -23,12 +23,10 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client
 
 from tests.conftest import ApiClientFactory, KubectlRunner
@@ -196,7 +194,7 @@ def _write_serving_cert(directory: Path) -> tuple[Path, Path, Path]:
             .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
             .add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
@@ -337,7 +335,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
             requests.post(f"http://127.0.0.1:{port}/validate", json={}, timeout=3)
 
         def review(operation: str, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-            obj = {"apiVersion": "v1", "kind": "ConfigMap",
+            obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
                    "data": {"k": "v"}}
             # The stored object carries no annotation: this write stamps it (a carried-over
@@ -359,7 +357,8 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
             answer: dict[str, Any] = response.json()
             assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
             assert answer["response"]["uid"] == uid
-            return answer["response"]
+            result: dict[str, Any] = answer["response"]
+            return result
 
         # An unlocked object: allowed.
         assert review("UPDATE", "free")["allowed"] is True
@@ -400,9 +399,3 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
         helm("uninstall", release, "-n", release_ns, kubeconfig=cluster.kubeconfig, check=False)
         client.CoreV1Api(api_client("admin")).delete_namespace(release_ns)
 
-
-def test_socket_helper_sanity() -> None:
-    # free_port hands out loopback ports only.
-    port = free_port()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
