@@ -40,6 +40,7 @@ from webhook.settings import FailurePolicy, WebhookSettings
 
 log = logging.getLogger("leasegate.webhook")
 _JSON = "application/json"
+_DRAIN_FACTOR = 4
 
 
 class Judge:
@@ -85,7 +86,12 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
         started = time.perf_counter()
         length = request.content_length
         if length is not None and length > max_body:
-            # Refuse before reading: a huge body must not cost memory or time.
+            # Refuse without keeping the body. A moderately oversized one is read
+            # and discarded so the client gets the 413 instead of a reset
+            # connection; beyond the drain cap the connection is just closed.
+            if length <= _DRAIN_FACTOR * max_body:
+                while request.stream.read(1 << 16):
+                    pass
             return _bad(ReviewError(413, f"request body of {length} bytes exceeds the limit of {max_body}"))
         body = request.stream.read(max_body + 1)
         try:

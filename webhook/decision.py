@@ -147,7 +147,10 @@ def resource_key(request: AdmissionRequest) -> ResourceKey:
         # The Scale's own group (autoscaling) is not the parent's: use the resource's.
         return ResourceKey(group=request.resource_group, kind=kind, namespace=request.namespace,
                            name=request.name)
-    return ResourceKey(group=request.group, kind=kind, namespace=request.namespace, name=request.name)
+    # The API server fills request.namespace of a Namespace with its own name;
+    # a Namespace is cluster-scoped, and lockcore keys it so.
+    namespace = "" if (request.resource_group, request.resource) == ("", "namespaces") else request.namespace
+    return ResourceKey(group=request.group, kind=kind, namespace=namespace, name=request.name)
 
 
 def _screen(request: AdmissionRequest, settings: WebhookSettings) -> Verdict | LeaseRef:
@@ -165,7 +168,8 @@ def _screen(request: AdmissionRequest, settings: WebhookSettings) -> Verdict | L
         return allow(Reason.EXEMPT_USER)
     if any(g in settings.exempt_groups for g in request.groups):
         return allow(Reason.EXEMPT_GROUP)
-    if request.namespace and request.namespace in settings.exempt_namespaces:
+    if request.namespace and request.namespace in settings.exempt_namespaces \
+            and (request.resource_group, request.resource) != ("", "namespaces"):
         return allow(Reason.EXEMPT_NAMESPACE)
     if request.sub_resource == "status":
         return allow(Reason.STATUS_SUBRESOURCE)

@@ -101,6 +101,15 @@ class KubeHttp:
         except ValueError as exc:
             raise KubeError(path, resp.status, "response is not JSON") from exc
 
+    def status(self, path: str, *, timeout: float) -> int:
+        """GET ``path`` and return only the HTTP status (probes such as ``/readyz``)."""
+        try:
+            resp = self._pool.request("GET", self._host + path, headers=self._headers(), timeout=timeout,
+                                      retries=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+        return int(resp.status)
+
     def stream(self, path: str, *, query: dict[str, str], connect_timeout: float,
                read_timeout: float) -> urllib3.BaseHTTPResponse:
         """Open a streaming GET (a watch); the caller reads lines and releases it."""

@@ -113,7 +113,7 @@ class Readiness:
             try:
                 if self._kube is None:
                     self._kube = KubeHttp.from_settings(self._settings)
-                status, _ = self._kube.get_json("/readyz", timeout=self._settings.lookup_timeout_seconds)
+                status = self._kube.status("/readyz", timeout=self._settings.lookup_timeout_seconds)
                 self._ready, self._detail = status == 200, f"API server /readyz: HTTP {status}"
             except (KubeError, OSError, ValueError) as exc:
                 self._ready, self._detail = False, f"API server unreachable: {exc}"
@@ -213,6 +213,9 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
         "when_ready": when_ready,
         "child_exit": child_exit,
         "preload_app": False,  # each worker builds its own clients and cache threads after fork
+        # gunicorn >= 25 opens a management socket in $HOME by default: a needless
+        # control surface in a Pod, and a clash between several local instances.
+        "control_socket_disable": True,
     }
 
 
@@ -237,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # options newer than the installed gunicorn are skipped
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             from webhook.app import create_app_from_settings

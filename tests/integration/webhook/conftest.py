@@ -7,7 +7,8 @@ Reusable by benchmark and reliability tests:
   :class:`RunningWebhook` (URL, CA, log lines, metrics scrape, raw POST).
 * ``register_webhook(running, key)`` creates a ValidatingWebhookConfiguration
   (URL client config + caBundle, from ``webhook.registration``) that judges
-  only namespaces and cluster-scoped objects labelled ``leasegate.test/webhook=<key>``,
+  only namespaces labelled ``leasegate.test/webhook=<key>`` and cluster-scoped
+  objects labelled ``leasegate.test/webhook-object=<key>``,
   so concurrently running tests elsewhere in the session are never affected,
   and waits until the API server actually calls the webhook.
 * ``guard(namespace, key)`` labels a namespace so that webhook judges it;
@@ -46,6 +47,9 @@ from tools.localcluster import REPO_ROOT, LocalCluster, free_port
 from webhook.registration import webhook_configuration
 
 SELECT_LABEL = "leasegate.test/webhook"
+# Cluster-scoped objects are selected by a label of their own, so that labelling
+# a namespace for judgement does not also put the Namespace object under the webhook.
+OBJECT_SELECT_LABEL = "leasegate.test/webhook-object"
 WEBHOOK_BIN = Path(sys.executable).with_name("leasegate-webhook")
 
 
@@ -167,7 +171,8 @@ def webhook_factory(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFact
 
     def factory(key: str, *, user: str = "admin", **settings: Any) -> RunningWebhook:
         if key not in started or not started[key].alive():
-            started[key] = start_webhook(workdir, cluster.kubeconfig_for(user), key, **settings)
+            kubeconfig = Path(settings.pop("kubeconfig", cluster.kubeconfig_for(user)))
+            started[key] = start_webhook(workdir, kubeconfig, key, **settings)
         return started[key]
 
     yield factory
@@ -194,7 +199,7 @@ def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_
     cluster_scoped = json.loads(json.dumps(namespaced))
     cluster_scoped["name"] = "cluster." + namespaced["name"]
     del cluster_scoped["namespaceSelector"]
-    cluster_scoped["objectSelector"] = selector
+    cluster_scoped["objectSelector"] = {"matchLabels": {OBJECT_SELECT_LABEL: running.key}}
     for rule in cluster_scoped["rules"]:
         rule["scope"] = "Cluster"
     body["webhooks"].append(cluster_scoped)
@@ -218,8 +223,11 @@ def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float 
     before = running.metric("leasegate_admission_decisions_total")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": "probe"}}, dry_run="All",
-                                          _preload_content=False)
+        try:
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": "probe"}}, dry_run="All",
+                                              _preload_content=False)
+        except ApiException:
+            pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
         if running.metric("leasegate_admission_decisions_total") > before:
             return
         time.sleep(0.2)
@@ -313,6 +321,6 @@ def deny_webhook(webhook_factory: WebhookFactory, api_client: ApiClientFactory) 
 def guarded(namespace: str, api_client: ApiClientFactory, deny_webhook: RunningWebhook) -> str:
     """A fresh namespace judged by ``deny_webhook``, where alice and bob may edit."""
     admin = api_client("admin")
-    guard(admin, namespace, deny_webhook.key)
     grant_edit(admin, namespace)
+    guard(admin, namespace, deny_webhook.key)
     return namespace

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import (
-    SELECT_LABEL,
+    OBJECT_SELECT_LABEL,
     RunningWebhook,
     guard,
     lock,
@@ -153,7 +153,7 @@ def test_cluster_scoped_object_locked_in_the_lock_namespace(
     admin = api_client("admin")
     rbac = client.RbacAuthorizationV1Api(admin)
     name = f"leasegate-test-{os.getpid()}"
-    labels = {SELECT_LABEL: deny_webhook.key}
+    labels = {OBJECT_SELECT_LABEL: deny_webhook.key}
     rbac.create_cluster_role({"metadata": {"name": name, "labels": labels}, "rules": []}, _preload_content=False)
     key = ResourceKey("rbac.authorization.k8s.io", "ClusterRole", "", name)
     lock(admin, key, "t9")

@@ -165,6 +165,9 @@ def test_lease_location_matches_lockcore() -> None:
     assert lease_for(req(), SETTINGS) == LeaseRef("shop", "lg.configmap.cfg")
     cluster = req(namespace="", kind="Namespace", resource="namespaces", name="shop")
     assert lease_for(cluster, SETTINGS) == LeaseRef("leasegate-system", "lgc.namespace.shop")
+    # The API server sets request.namespace of a Namespace to its own name.
+    namespace_obj = req(namespace="shop", kind="Namespace", resource="namespaces", name="shop")
+    assert lease_for(namespace_obj, SETTINGS) == LeaseRef("leasegate-system", "lgc.namespace.shop")
     scale = req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps", sub="scale",
                 name="web")
     assert lease_for(scale, SETTINGS) == LeaseRef("shop", "lg.deployment.web.apps")

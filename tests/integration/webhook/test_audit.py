@@ -1,0 +1,126 @@
+"""A blocked kubectl edit leaves every trace: JSON log line, metric, Event, API audit annotation."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from lockcore.audit import EVENT_REASON, BlockedWrite
+from lockcore.naming import ResourceKey
+from tests.conftest import ApiClientFactory, KubectlRunner
+from tests.integration.webhook.conftest import RunningWebhook, lock, wait_for
+from tools.localcluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+TXN = "leasegate.io/transaction"
+
+
+def blocked_events(api: client.ApiClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    resp = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},reason={EVENT_REASON}", _preload_content=False)
+    return list(json.loads(resp.data)["items"])
+
+
+def audit_entries(cluster: LocalCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    entries = []
+    for line in cluster.audit_log.read_text(errors="replace").splitlines():
+        if name not in line or namespace not in line:
+            continue
+        entry = json.loads(line)
+        ref = entry.get("objectRef") or {}
+        if ref.get("namespace") == namespace and ref.get("name") == name:
+            entries.append(entry)
+    return entries
+
+
+def test_blocked_kubectl_edit_is_audited_everywhere(
+        guarded: str, api_client: ApiClientFactory, kubectl: KubectlRunner, deny_webhook: RunningWebhook,
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    admin = api_client("admin")
+    client.CoreV1Api(admin).create_namespaced_config_map(
+        guarded, {"metadata": {"name": "cfg"}, "data": {"k": "v1"}}, _preload_content=False)
+    client.CoreV1Api(admin).create_namespaced_config_map(
+        guarded, {"metadata": {"name": "dry"}, "data": {"k": "v1"}}, _preload_content=False)
+    lock(admin, ResourceKey("", "ConfigMap", guarded, "cfg"), "t7")
+    lock(admin, ResourceKey("", "ConfigMap", guarded, "dry"), "t7")
+    labels = {"result": "deny", "reason": "not-in-transaction", "mode": "deny"}
+    before = deny_webhook.metric("leasegate_admission_decisions_total", **labels)
+
+    # A dry run is judged the same but leaves no Event.
+    dry = kubectl("annotate", "configmap", "dry", "-n", guarded, "x=1", "--dry-run=server", user="bob",
+                  check=False)
+    assert dry.returncode != 0 and "locked by transaction 't7'" in dry.stderr
+
+    script = tmp_path / "editor.sh"
+    script.write_text("#!/bin/sh\nsed -i 's/k: v1/k: v2/' \"$1\"\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    out = kubectl("edit", "configmap", "cfg", "-n", guarded, user="bob", env={"KUBE_EDITOR": str(script)},
+                  check=False)
+    assert out.returncode != 0 and "locked by transaction 't7'" in out.stderr
+
+    # 1. the JSON log line
+    def log_line() -> dict[str, Any] | None:
+        for record in deny_webhook.log_records():
+            if record.get("logger") == "leasegate.audit" and record.get("name") == "cfg" \
+                    and record.get("namespace") == guarded:
+                return record
+        return None
+
+    record = wait_for(log_line)
+    assert record["user"] == "bob" and "developers" in record["groups"]
+    assert (record["operation"], record["kind"], record["holder"], record["decision"], record["mode"]) == (
+        "UPDATE", "ConfigMap", "t7", "deny", "deny")
+    assert record["lease"] == f"{guarded}/lg.configmap.cfg" and record["declared_txn"] == ""
+    assert record["reason"] == "not-in-transaction" and record["uid"] and record["latency_ms"] >= 0
+    assert "data" not in record and "object" not in record  # never object bodies
+
+    # 2. the metric (the dry run and the edit)
+    assert deny_webhook.metric("leasegate_admission_decisions_total", **labels) >= before + 2
+    assert deny_webhook.metric("leasegate_admission_duration_seconds_count") > 0
+
+    # 3. the Event on the object, readable as a lockcore BlockedWrite
+    events = wait_for(lambda: blocked_events(admin, guarded, "cfg"))
+    event = events[0]
+    assert event["type"] == "Warning" and event["involvedObject"]["kind"] == "ConfigMap"
+    assert event["involvedObject"]["uid"]
+    blocked = BlockedWrite.from_annotations(event["metadata"]["annotations"])
+    assert (blocked.user, blocked.holder, blocked.name, blocked.mode) == ("bob", "t7", "cfg", "deny")
+    assert blocked_events(admin, guarded, "dry") == []
+
+    # 4. the audit annotation in the API server's own audit log
+    def annotated() -> dict[str, str] | None:
+        for entry in audit_entries(cluster, guarded, "cfg"):
+            annotations = entry.get("annotations") or {}
+            if annotations.get("locks.leasegate.io/decision") == "deny":
+                return dict(annotations)
+        return None
+
+    annotations = wait_for(annotated)
+    assert annotations["locks.leasegate.io/holder"] == "t7"
+    assert annotations["locks.leasegate.io/lease"] == f"{guarded}/lg.configmap.cfg"
+    assert annotations["locks.leasegate.io/reason"] == "not-in-transaction"
+
+
+def test_repeated_blocks_aggregate_into_one_event(
+        guarded: str, api_client: ApiClientFactory, deny_webhook: RunningWebhook) -> None:
+    admin, bob = api_client("admin"), api_client("bob")
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_config_map(guarded, {"metadata": {"name": "cfg"}}, _preload_content=False)
+    lock(admin, ResourceKey("", "ConfigMap", guarded, "cfg"), "t8")
+    for i in range(6):
+        try:
+            client.CoreV1Api(bob).patch_namespaced_config_map("cfg", guarded, {"data": {"i": str(i)}})
+        except client.ApiException:
+            pass
+    # One Event per worker that saw the writes (2 workers), counts adding up to 6.
+    def settled() -> list[dict[str, Any]] | None:
+        events = blocked_events(admin, guarded, "cfg")
+        return events if sum(e.get("count") or 1 for e in events) == 6 else None
+
+    events = wait_for(settled, timeout=20)
+    assert 1 <= len(events) <= 2
