@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import uuid
 from collections.abc import Iterator
 
@@ -41,3 +42,22 @@ def fragile_namespace(fragile_cluster: LocalCluster) -> Iterator[str]:
     client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     api.close()
+
+
+# The webhook helpers' fixtures, reused (never copied): imported into this conftest.
+from tests.integration.webhook.conftest import RunningWebhook, WebhookFactory, webhook_factory  # noqa: E402,F401
+
+REL_KEY = "rel"
+
+
+@pytest.fixture(scope="session")
+def rel_webhook(webhook_factory: WebhookFactory) -> RunningWebhook:  # noqa: F811
+    """The webhook under abuse: deny mode, consistent lookups, a small body cap, 2 workers x 4 threads."""
+    return webhook_factory(REL_KEY, lease_lookup="consistent", mode="deny", max_body_bytes=65536,
+                           workers=2, threads=4)
+
+
+def worker_pids(master: int) -> set[int]:
+    """The gunicorn workers: the master's child processes (by parent pid, nothing broader)."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return {int(p) for p in children.read_text().split()} if children.exists() else set()
