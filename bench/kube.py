@@ -26,7 +26,8 @@ from kubernetes import client, config
 def admin_client(kubeconfig: Path, *, pool_size: int = 64, context: str | None = None) -> client.ApiClient:
     """An official ApiClient for ``kubeconfig`` with ``pool_size`` keep-alive connections."""
     cfg = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), context=context, client_configuration=cfg)
     cfg.connection_pool_maxsize = pool_size
     return client.ApiClient(cfg)
 
@@ -48,7 +49,7 @@ class CountingPool:
     def install(cls, api: client.ApiClient) -> CountingPool:
         """Put a counting wrapper in front of ``api``'s pool and return it."""
         counting = cls(api.rest_client.pool_manager)
-        api.rest_client.pool_manager = counting
+        api.rest_client.pool_manager = counting  # type: ignore[assignment]
         return counting
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 This is how the reference (Go) LeaseManager works, translated with the same
 transport as :class:`lockcore.manager.LeaseManager` (the official client,
-JSON bodies from :func:`lockcore.lease.lease_body`, ``_preload_content=False``)
+V1Lease models built from :func:`lockcore.lease.lease_body`, ``_preload_content=False``)
 so that the benchmark compares algorithms, not HTTP stacks:
 
 * acquire: GET the Lease; 404 -> POST it; held by this txn or expired ->
@@ -37,7 +37,7 @@ class ReferenceLeaseManager:
 
     def _get(self, ref: LeaseRef) -> dict[str, Any] | None:
         try:
-            resp = self._leases.read_namespaced_lease(ref.name, ref.namespace, _preload_content=False)
+            resp: Any = self._leases.read_namespaced_lease(ref.name, ref.namespace, _preload_content=False)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -46,10 +46,14 @@ class ReferenceLeaseManager:
         return data
 
     def _body(self, key: ResourceKey, ref: LeaseRef, txn: str, seconds: int,
-              resource_version: str = "") -> dict[str, Any]:
-        return lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=txn,
+              resource_version: str = "") -> client.V1Lease:
+        """The Lease as a model, as lockcore sends it (same serialisation cost)."""
+        body = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=txn,
                           duration_seconds=seconds, now=utcnow(), principal=self.principal,
                           profile=self.settings.profile, resource_version=resource_version)
+        model = client.V1Lease.from_dict(body)
+        assert model is not None
+        return model
 
     def acquire(self, key: ResourceKey, txn: str, timeout: float) -> LeaseRef:
         ref = lease_ref(key, self.settings)

@@ -25,7 +25,7 @@ def percentile(samples: Sequence[float], pct: float) -> float:
     if not 0.0 < pct <= 100.0:
         raise ValueError(f"percentile must be in (0, 100], got {pct}")
     ordered = sorted(samples)
-    rank = math.ceil(pct / 100.0 * len(ordered))
+    rank = math.ceil(pct * len(ordered) / 100.0 - 1e-9)  # tolerate 99.9/100 rounding up
     return ordered[max(rank, 1) - 1]
 
 
