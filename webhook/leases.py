@@ -191,7 +191,7 @@ class CachedLeaseSource:
                 break
             query = {**query, "continue": str(meta["continue"])}
         self._leases = fresh  # one reference swap: readers see old or new, never half
-        self._alive_at = time.monotonic()
+        self._proved_alive(time.monotonic())
         log.info("lease cache: listed %d lock leases", len(fresh))
         return str(meta.get("resourceVersion") or "")
 
@@ -208,7 +208,7 @@ class CachedLeaseSource:
                                  read_timeout=self._watch_seconds + 2.0)
         # The server accepted a watch from our version: it will deliver every
         # change since, so the cache is as current as the moment we asked.
-        self._alive_at = opened
+        self._proved_alive(opened)
         try:
             buffer = b""
             for chunk in resp.stream(64 * 1024, decode_content=True):
@@ -217,10 +217,16 @@ class CachedLeaseSource:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         resource_version = self._apply(json.loads(line), resource_version)
-                        self._alive_at = time.monotonic()
+                        self._proved_alive(time.monotonic())
         finally:
             resp.release_conn()
         return resource_version
+
+    def _proved_alive(self, moment: float) -> None:
+        """Record a proof of freshness; report how stale the cache had become just before it."""
+        previous, self._alive_at = self._alive_at, moment
+        if self._on_staleness is not None:
+            self._on_staleness(max(0.0, moment - previous) if previous != float("-inf") else 0.0)
 
     def _apply(self, event: dict[str, Any], resource_version: str) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
