@@ -216,6 +216,11 @@ def test_install_upgrade_uninstall_leave_nothing_behind(release: Release) -> Non
     release.upgrade({"config": {"mode": "warn"}, "tls": {"selfSigned": {"generation": 2}}})
     assert release.get("secret", f"{release.fullname}-tls")["data"] == rotated["data"]
     assert _certs(base64.b64decode(release.webhook()["clientConfig"]["caBundle"])) == [new_ca]
+    # --reuse-values keeps generation 2 (stored on the Secret): no second rotation.
+    release.helm("upgrade", release.name, str(CHART), "-n", release.namespace, "--reuse-values",
+                 "--set", "config.mode=dryrun")
+    assert release.get("secret", f"{release.fullname}-tls")["data"] == rotated["data"]
+    assert _certs(base64.b64decode(release.webhook()["clientConfig"]["caBundle"])) == [new_ca]
 
     assert _owned(release), "the release's objects should be found by the leftover check"
     release.uninstall()

@@ -317,7 +317,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
         def log_tail() -> str:
             return log_path.read_text(errors="replace")[-4000:]
 
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 60
         ready = None
         while time.monotonic() < deadline:
             assert process.poll() is None, f"leasegate-webhook exited ({process.returncode}):\n{log_tail()}"

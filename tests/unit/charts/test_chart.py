@@ -94,6 +94,14 @@ def test_template_renders_expected_kinds(option: str) -> None:
     assert ("ClusterRole" in kinds) == (option != "external-sa")
 
 
+def test_chart_requires_kubernetes_with_match_conditions() -> None:
+    from .helm import helm
+
+    result = helm("template", "lg", str(CHART), "--kube-version", "1.29.0", check=False)
+    assert result.returncode != 0 and "kubeVersion" in result.stderr, result.stderr
+    helm("template", "lg", str(CHART), "--kube-version", "1.30.0")
+
+
 # -- the webhook configuration ------------------------------------------------------
 
 
