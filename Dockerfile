@@ -48,8 +48,10 @@ RUN groupadd --system --gid 10001 leasegate \
 COPY --from=builder /opt/leasegate /opt/leasegate
 
 # gunicorn runs inside leasegate-webhook; these are its settings (webhook/settings.py),
-# overridden by the chart's values. Writable paths are /tmp only (an emptyDir in the chart).
+# overridden by the chart's values. The only writable path is /tmp (an emptyDir in the
+# chart, under a read-only root): HOME points there for gunicorn's control socket.
 ENV VIRTUAL_ENV=/opt/leasegate \
+    HOME=/tmp \
     PATH=/opt/leasegate/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

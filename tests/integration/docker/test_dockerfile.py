@@ -169,6 +169,8 @@ def test_dockerfile_structure(dockerfile: tuple[dict[str, str], list[Stage]]) ->
     assert env["LEASEGATE_PORT"] == str(chart_values["config"]["port"])
     assert env["LEASEGATE_HEALTH_PORT"] == str(chart_values["config"]["healthPort"])
     assert int(env["LEASEGATE_WORKERS"]) >= 1
+    # Under readOnlyRootFilesystem only the chart's /tmp emptyDir is writable: HOME and WORKDIR live there.
+    assert env["HOME"] == "/tmp" and final.all("WORKDIR")[-1] == "/tmp"
     assert "8443" in " ".join(final.all("EXPOSE"))
     # The build context holds only what the wheel is built from.
     ignore = (REPO / ".dockerignore").read_text().split()
@@ -305,7 +307,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
             "LEASEGATE_TLS_CERT_FILE": str(cert_file), "LEASEGATE_TLS_KEY_FILE": str(key_file),
             "LEASEGATE_PORT": str(port), "LEASEGATE_HEALTH_PORT": str(health_port),
             "LEASEGATE_BIND_ADDRESS": "127.0.0.1", "LEASEGATE_KUBECONFIG": str(kubeconfig),
-            "HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PATH": env["PATH"].replace("/opt/leasegate", venv),
+            "HOME": str(tmp_path), "TMPDIR": str(tmp_path),  # /tmp, the pod's emptyDir "PATH": env["PATH"].replace("/opt/leasegate", venv),
         })
         command = [c.replace("/opt/leasegate", venv) for c in
                    exec_form(final.all("ENTRYPOINT")[-1]) + exec_form(final.all("CMD")[-1])]
