@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import ipaddress
 import json
 import os
@@ -50,7 +51,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("LEASEGATE_CACHE", REPO_ROOT / ".cache"))
@@ -115,7 +116,7 @@ class _Pki:
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         builder = _builder(x509.Name(attrs), self.cert.subject, key.public_key())
-        usage = x509.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.ExtendedKeyUsageOID.CLIENT_AUTH
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if server:
             builder = builder.add_extension(
@@ -165,6 +166,10 @@ class LocalCluster:
     etcd_port: int = 0
     controller_manager: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Kubeconfig file references are resolved relative to the kubeconfig.
+        self.workdir = self.workdir.resolve()
 
     @property
     def server(self) -> str:
@@ -379,11 +384,12 @@ class LocalCluster:
         for user in USERS:
             self.kubeconfig_for(user).write_text(json.dumps(config(user), indent=2))
 
-    def _open(self, path: str, user: str = "admin") -> urllib.response.addinfourl:  # type: ignore[name-defined]
+    def _open(self, path: str, user: str = "admin") -> http.client.HTTPResponse:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         pki = self.workdir / "pki"
         ctx.load_cert_chain(str(pki / f"{user}.crt"), str(pki / f"{user}.key"))
-        return urllib.request.urlopen(self.server + path, context=ctx, timeout=5)
+        response: http.client.HTTPResponse = urllib.request.urlopen(self.server + path, context=ctx, timeout=5)
+        return response
 
     def _wait_ready(self, timeout: float) -> None:
         def ready() -> bool:

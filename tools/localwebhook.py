@@ -1,0 +1,293 @@
+"""Run the real webhook (``leasegate-webhook``) against a real kube-apiserver.
+
+Shared by the integration tests, the reliability tests, the benchmark and the
+demo (tools/demo.py), so there is one way to start and register the webhook:
+
+* :func:`start_webhook` starts a webhook process on free loopback ports with
+  generated certificates and returns a :class:`RunningWebhook` (URL, CA, log
+  lines, metrics scrape, raw POST).
+* :func:`register_webhook` creates a ValidatingWebhookConfiguration (URL
+  client config + caBundle, from ``webhook.registration``) that judges only
+  namespaces and cluster-scoped objects labelled ``leasegate.test/webhook=<key>``,
+  and waits until the API server actually calls the webhook.
+* :func:`guard` labels a namespace so that webhook judges it; :func:`lock`
+  creates a lock Lease exactly as lockcore writes it.
+
+Nothing here fakes the Kubernetes API: the API server calls the webhook over
+TLS, exactly as in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from lockcore.lease import lease_body
+from lockcore.naming import ResourceKey, lease_ref
+from lockcore.settings import LockSettings
+from tools.localcluster import REPO_ROOT, free_port
+from webhook.registration import webhook_configuration
+
+SELECT_LABEL = "leasegate.test/webhook"
+# Cluster-scoped objects are selected by a label of their own, so that labelling
+# a namespace for judgement does not also put the Namespace object under the webhook.
+OBJECT_SELECT_LABEL = "leasegate.test/webhook-object"
+WEBHOOK_BIN = Path(sys.executable).with_name("leasegate-webhook")
+
+
+@dataclass
+class RunningWebhook:
+    """A live ``leasegate-webhook`` process and how to reach it."""
+
+    key: str
+    process: subprocess.Popen[bytes]
+    port: int
+    health_port: int
+    cert_dir: Path
+    log_file: Path
+    settings_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/validate"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.cert_dir / "ca.crt"
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca_file.read_bytes()
+
+    def health(self, path: str) -> requests.Response:
+        return requests.get(f"http://127.0.0.1:{self.health_port}{path}", timeout=5)
+
+    def metrics(self) -> str:
+        return self.health("/metrics").text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            sample_labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(sample_labels.get(k) == v for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def post(self, body: bytes, content_type: str = "application/json", **kwargs: Any) -> requests.Response:
+        return requests.post(self.url, data=body, headers={"Content-Type": content_type},
+                             verify=str(self.ca_file), timeout=10, **kwargs)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_file.read_text(errors="replace").splitlines():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                records.append(value)
+        return records
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_webhook(workdir: Path, kubeconfig: Path, key: str, **settings: Any) -> RunningWebhook:
+    """Start ``leasegate-webhook`` with ``settings`` (WebhookSettings field names) and wait until ready."""
+    port, health_port = free_port(), free_port()
+    cert_dir = workdir / f"certs-{key}"
+    log_file = workdir / f"webhook-{key}.log"
+    env = {
+        "LEASEGATE_BIND_ADDRESS": "127.0.0.1",
+        "LEASEGATE_PORT": str(port),
+        "LEASEGATE_HEALTH_PORT": str(health_port),
+        "LEASEGATE_CERT_DIR": str(cert_dir),
+        "LEASEGATE_WORKERS": "2",
+        "LEASEGATE_THREADS": "4",
+        "LEASEGATE_KUBECONFIG": str(kubeconfig),
+        "LEASEGATE_EVENT_WINDOW_SECONDS": "60",
+    }
+    env.update({f"LEASEGATE_{name.upper()}": str(value) for name, value in settings.items()})
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LEASEGATE_")}
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    full_env.update(env)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen([str(WEBHOOK_BIN)], stdout=log, stderr=subprocess.STDOUT,
+                                env=full_env, cwd=REPO_ROOT, start_new_session=True)
+    running = RunningWebhook(key, proc, port, health_port, cert_dir, log_file, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"webhook exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
+        try:
+            if running.health("/healthz").status_code == 200 and running.ca_file.exists():
+                requests.get(f"https://127.0.0.1:{port}/", verify=str(running.ca_file), timeout=2)
+                return running
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(0.1)
+    running.stop()
+    raise TimeoutError(f"webhook not ready:\n{log_file.read_text()[-3000:]}")
+
+
+
+def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_policy: str = "Fail",
+                     timeout_seconds: int = 5) -> str:
+    """Register ``running`` for objects labelled ``SELECT_LABEL=<key>``; wait until it is called.
+
+    Returns the configuration's name. Two webhooks in one configuration:
+    namespaced objects are selected by their namespace's label, cluster-scoped
+    ones by their own.
+    """
+    name = f"leasegate-test-{running.key}"
+    body = webhook_configuration(name, running.ca_pem, url=running.url,
+                                 failure_policy=failure_policy, timeout_seconds=timeout_seconds)
+    namespaced = body["webhooks"][0]
+    selector = {"matchLabels": {SELECT_LABEL: running.key}}
+    namespaced["namespaceSelector"] = selector
+    for rule in namespaced["rules"]:
+        rule["scope"] = "Namespaced"
+    cluster_scoped = json.loads(json.dumps(namespaced))
+    cluster_scoped["name"] = "cluster." + namespaced["name"]
+    del cluster_scoped["namespaceSelector"]
+    cluster_scoped["objectSelector"] = {"matchLabels": {OBJECT_SELECT_LABEL: running.key}}
+    for rule in cluster_scoped["rules"]:
+        rule["scope"] = "Cluster"
+    body["webhooks"].append(cluster_scoped)
+    admission = client.AdmissionregistrationV1Api(api)
+    try:
+        admission.delete_validating_webhook_configuration(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    admission.create_validating_webhook_configuration(body, _preload_content=False)
+    _wait_called(api, running)
+    return name
+
+
+def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float = 30) -> None:
+    """Dry-run writes in a guarded namespace until the webhook's decision counter moves."""
+    core = client.CoreV1Api(api)
+    namespace = f"probe-{running.key}-{uuid.uuid4().hex[:6]}"[:63]
+    core.create_namespace({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}},
+                          _preload_content=False)
+    before = running.metric("leasegate_admission_decisions_total")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": "probe"}}, dry_run="All",
+                                              _preload_content=False)
+        except ApiException:
+            pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
+        if running.metric("leasegate_admission_decisions_total") > before:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the API server never called webhook {running.key}")
+
+
+def guard(api: client.ApiClient, namespace: str, key: str, **labels: str) -> None:
+    """Put ``namespace`` under the webhook registered with ``key`` (plus any extra labels)."""
+    client.CoreV1Api(api).patch_namespace(
+        namespace, {"metadata": {"labels": {SELECT_LABEL: key, **labels}}}, _preload_content=False)
+
+
+def grant_edit(api: client.ApiClient, namespace: str, group: str = "developers", *,
+               locks: bool = False) -> None:
+    """Let ``group`` (alice and bob) edit common objects in ``namespace``.
+
+    ``locks`` also lets them take locks there (Leases) and read the audit
+    Events. A Role of its own: the built-in ``edit`` ClusterRole is filled in
+    by the aggregation controller, which the local control plane may not run.
+    """
+    rules: list[dict[str, Any]] = [{"apiGroups": ["", "apps"], "verbs": ["*"],
+                                    "resources": ["configmaps", "secrets", "deployments", "deployments/scale"]}]
+    if locks:
+        rules.append({"apiGroups": ["coordination.k8s.io"], "verbs": ["*"], "resources": ["leases"]})
+        rules.append({"apiGroups": [""], "verbs": ["get", "list", "watch"], "resources": ["events"]})
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "developers-edit"},
+        "rules": rules,
+    }, _preload_content=False)
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "developers-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "developers-edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }, _preload_content=False)
+
+
+def lock(api: client.ApiClient, key: ResourceKey, txn: str, *, principal: str = "alice",
+         duration_seconds: int = 120, age_seconds: float = 0,
+         settings: LockSettings | None = None) -> None:
+    """Create the lock Lease for ``key`` as lockcore writes it (``age_seconds`` back-dates it)."""
+    settings = settings or LockSettings()
+    ref = lease_ref(key, settings)
+    if key.cluster_scoped:
+        ensure_namespace(api, ref.namespace)
+    now = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
+    body = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=txn,
+                      duration_seconds=duration_seconds, now=now, principal=principal,
+                      profile=settings.profile)
+    leases = client.CoordinationV1Api(api)
+    try:
+        leases.delete_namespaced_lease(ref.name, ref.namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    leases.create_namespaced_lease(ref.namespace, body, _preload_content=False)
+
+
+def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | None = None) -> None:
+    ref = lease_ref(key, settings or LockSettings())
+    try:
+        client.CoordinationV1Api(api).delete_namespaced_lease(ref.name, ref.namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def ensure_namespace(api: client.ApiClient, name: str) -> None:
+    try:
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}}, _preload_content=False)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15, interval: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
