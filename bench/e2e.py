@@ -3,8 +3,8 @@
 The same objects (a 2 KB ConfigMap, a 20 KB Deployment, a 200 KB ConfigMap,
 unlocked) are patched in turn, one write at a time, by the official client
 against the local kube-apiserver, in alternating blocks: not registered,
-registered, not registered, registered. Registration uses the integration
-tests' :func:`register_webhook` (which waits until the API server really calls
+registered, not registered, registered. Registration uses
+:func:`tools.localwebhook.register_webhook` (which waits until the API server really calls
 the webhook); after unregistering, writes go on until the webhook's decision
 counter stops moving, so no block mixes the two conditions. Alternating blocks
 spread the machine's background noise over both conditions.
@@ -20,7 +20,7 @@ from kubernetes import client
 from bench.kube import raw_call
 from bench.reviews import configmap, deployment
 from bench.stats import ratio, summarize
-from tests.integration.webhook.conftest import RunningWebhook, guard, register_webhook
+from tools.localwebhook import RunningWebhook, guard, register_webhook
 
 NAMESPACE = "bench-e2e"
 

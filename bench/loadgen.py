@@ -13,9 +13,11 @@ is not packaged. This generator does what wrk2 does, in asyncio:
   demand (the API server also keeps a pool of keep-alive connections to a
   webhook).
 
-The generator's own lateness (scheduled time to the moment the request was
-written) is reported separately as ``send_lag``: if it is large, the
-generator, not the server, was the bottleneck, and the run says so.
+Two delays are reported beside the latency: ``generator_lag`` (scheduled time
+to the moment the request's task ran: the generator's own lateness; if it is
+large the generator, not the server, was the bottleneck) and ``send_lag``
+(scheduled time to the request written, which adds waiting for a free
+connection, i.e. queueing behind a slow server).
 
 Run as a separate process so it never shares a GIL with what it measures::
 
@@ -137,6 +139,7 @@ async def run_fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, dura
     offsets = schedule(rate, warmup + duration)
     latencies: list[float] = []
     lags: list[float] = []
+    generator_lags: list[float] = []
     statuses: dict[str, int] = {}
     denied = errors = 0
     loop = asyncio.get_running_loop()
@@ -144,6 +147,7 @@ async def run_fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, dura
     async def one(i: int, scheduled: float) -> None:
         nonlocal denied, errors
         conn: _Conn | None = None
+        began = loop.time()
         try:
             conn = await pool.get()
             sent = loop.time()
@@ -163,6 +167,7 @@ async def run_fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, dura
         if scheduled - t0 >= warmup:
             latencies.append(done - scheduled)
             lags.append(sent - scheduled)
+            generator_lags.append(began - scheduled)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             if b'"allowed":false' in body or b'"allowed": false' in body:
                 denied += 1
@@ -182,6 +187,7 @@ async def run_fixed_rate(url: str, bodies: Sequence[bytes], *, rate: float, dura
         "rate": rate, "duration_s": duration, "sent": measured, "errors": errors,
         "statuses": statuses, "denied_fraction": round(denied / measured, 4) if measured else None,
         "latency": summarize(latencies), "send_lag": summarize(lags),
+        "generator_lag": summarize(generator_lags),
         "connections_opened": pool.opened,
     }
     return summary

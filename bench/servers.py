@@ -1,7 +1,7 @@
 """Start the webhook (as the chart runs it) and the allow-everything baseline; read worker RSS.
 
 The webhook is the real ``leasegate-webhook`` process, started by the
-integration tests' launcher (tests/integration/webhook/conftest.py
+shared launcher (tools/localwebhook.py
 :func:`start_webhook`) with the settings the Helm chart renders into the
 Deployment's environment (``helm template charts/leasegate``): same gunicorn
 workers, threads, keep-alive, timeouts, lookup mode, log level... Only what
@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.integration.webhook.conftest import RunningWebhook, start_webhook
+from tools.localwebhook import RunningWebhook, start_webhook
 from tools.localcluster import BIN_DIR, REPO_ROOT, free_port
 
 CHART = REPO_ROOT / "charts" / "leasegate"
@@ -56,24 +56,32 @@ def start_leasegate(workdir: Path, kubeconfig: Path, key: str, settings: dict[st
 
 def start_baseline(workdir: Path, key: str, settings: dict[str, str]) -> RunningWebhook:
     """The allow-everything server (bench.baseline) with the same settings and environment."""
+    return start_module("bench.baseline", workdir, key, settings)
+
+
+def start_module(module: str, workdir: Path, key: str, settings: dict[str, str],
+                 kubeconfig: Path | None = None, **overrides: Any) -> RunningWebhook:
+    """``python -m module`` configured like :func:`start_webhook` (loopback ports, generated certs)."""
     port, health_port = free_port(), free_port()
     cert_dir = workdir / f"certs-{key}"
     log_file = workdir / f"webhook-{key}.log"
-    env = {f"LEASEGATE_{k.upper()}": v for k, v in settings.items()}
+    env = {f"LEASEGATE_{k.upper()}": str(v) for k, v in {**settings, **overrides}.items()}
     env.update({"LEASEGATE_BIND_ADDRESS": "127.0.0.1", "LEASEGATE_PORT": str(port),
                 "LEASEGATE_HEALTH_PORT": str(health_port), "LEASEGATE_CERT_DIR": str(cert_dir)})
+    if kubeconfig is not None:
+        env["LEASEGATE_KUBECONFIG"] = str(kubeconfig)
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith("LEASEGATE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     full_env.update(env)
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.baseline"], stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", module], stdout=log,
                                 stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT,
                                 start_new_session=True)
     running = RunningWebhook(key, proc, port, health_port, cert_dir, log_file, env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"baseline exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
+            raise RuntimeError(f"{module} exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
         try:
             if running.ca_file.exists():
                 requests.get(f"https://127.0.0.1:{port}/", verify=str(running.ca_file), timeout=2)
@@ -82,7 +90,17 @@ def start_baseline(workdir: Path, key: str, settings: dict[str, str]) -> Running
             pass
         time.sleep(0.1)
     running.stop()
-    raise TimeoutError(f"baseline not ready:\n{log_file.read_text()[-3000:]}")
+    raise TimeoutError(f"{module} not ready:\n{log_file.read_text()[-3000:]}")
+
+
+def wait_workers(running: RunningWebhook, count: int, timeout: float = 20.0) -> list[int]:
+    """Wait until the gunicorn master has ``count`` workers; returns their pids."""
+    deadline = time.monotonic() + timeout
+    pids = worker_pids(running.process.pid)
+    while len(pids) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        pids = worker_pids(running.process.pid)
+    return pids
 
 
 def worker_pids(master: int) -> list[int]:
