@@ -7,9 +7,10 @@ the other's. If any acquire fails, the locks already taken are released before
 the error propagates.
 
 While the block runs, a daemon thread renews every lock each ``renew_every``
-seconds (a third of the lease by default). A transient API failure is retried
-on the next tick as long as the lease, by the holder's own clock, has not yet
-run out; when a lock is lost (taken over, deleted by ``force-release``, or
+seconds (a third of the lease by default), and a second one watches the
+leases run out. A transient API failure is retried on the next tick as long as
+the lease, by the holder's own clock (counted from when the last successful
+renewal was sent), has not yet run out; when a lock is lost (taken over, deleted by ``force-release``, or
 expired because renewals kept failing), :attr:`HeldLocks.lost` is set, the
 ``on_lost`` callback runs once, and leaving the block raises
 :class:`LockLostError` (unless the block already raised). The locks are
@@ -99,15 +100,18 @@ class HeldLocks:
         self.lost = threading.Event()
         self.loss: LockLostError | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._renewed_at: dict[LeaseRef, float] = {}
+        self._loss_lock = threading.Lock()
+        self._last_error: dict[LeaseRef, LeaseOpError] = {}
 
     def __enter__(self) -> HeldLocks:
         taken: list[LeaseRef] = []
         try:
             for ref in self.refs:
+                started = time.monotonic()
                 self._manager.acquire(self._keys[ref], self.txn, self.ttl, wait=self._wait)
-                self._renewed_at[ref] = time.monotonic()
+                self._renewed_at[ref] = started
                 taken.append(ref)
         except BaseException:
             # All-or-nothing: give back what we took; the acquire error is what matters.
@@ -116,10 +120,12 @@ class HeldLocks:
             except LockError:
                 pass
             raise
-        self._thread = threading.Thread(
-            target=self._renew_loop, name=f"lockcore-renew-{self.txn}", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
+            for role, loop in (("renew", self._renew_loop), ("watch", self._watch_loop))
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(
@@ -129,8 +135,8 @@ class HeldLocks:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()
         try:
             self._manager.release_all(self.refs, self.txn)
         except LockError:
@@ -140,12 +146,28 @@ class HeldLocks:
             raise self.loss
 
     def check(self) -> None:
-        """Raise :class:`LockLostError` if any lock has been lost."""
+        """Raise :class:`LockLostError` if any lock has been lost.
+
+        Also judged here, not only in the renewal thread: a lock whose last
+        successful renewal is a full lease ago is lost even if the thread is
+        still stuck in a call to an unresponsive API server.
+        """
+        if self.loss is None:
+            self._mark_run_out(time.monotonic())
         if self.loss is not None:
             raise self.loss
 
+    def _mark_run_out(self, now: float) -> bool:
+        """Mark the first lock whose lease ran out by the holder's own clock as lost."""
+        for ref in self.refs:
+            if now >= self._renewed_at[ref] + self._ttl_seconds:
+                # The last API error, if any, says why the renewals failed.
+                self._mark_lost(ref, self._last_error.get(ref) or _RanOut(ref, self._ttl_seconds))
+                return True
+        return False
+
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(self._interval) and self.loss is None:
             for ref in self.refs:
                 if self._stop.is_set():
                     return
@@ -154,27 +176,52 @@ class HeldLocks:
                     self._mark_lost(ref, error)
                     return
 
+    def _watch_loop(self) -> None:
+        # Apart from the renewer, which may hang in a call to an unresponsive
+        # API server: the loss is reported the moment the holder's own view of
+        # a lease ends, not at the renewer's next tick.
+        while self.loss is None:
+            run_out = min(self._renewed_at.values()) + self._ttl_seconds
+            if self._stop.wait(max(0.0, run_out - time.monotonic())):
+                return
+            self._mark_run_out(time.monotonic())
+
     def _renew(self, ref: LeaseRef) -> BaseException | None:
         """Renew one lock; return the error that means it is lost, else None."""
+        # The new renewTime is stamped before the request leaves, so the lease
+        # is counted from here, not from when the answer came back.
+        started = time.monotonic()
         try:
             self._manager.renew(ref, self.txn, self.ttl)
         except LeaseOpError as exc:
-            # The API may be briefly unreachable; the lock is still ours until it runs out.
-            if time.monotonic() - self._renewed_at[ref] < self._ttl_seconds:
-                return None
-            return exc
+            # The API may be briefly unreachable; the lock is still ours until
+            # it runs out, which the loop watches.
+            self._last_error[ref] = exc
+            return None
         except LockError as exc:
             return exc
-        self._renewed_at[ref] = time.monotonic()
+        self._renewed_at[ref] = started
+        self._last_error.pop(ref, None)
         return None
 
     def _mark_lost(self, ref: LeaseRef, cause: BaseException) -> None:
-        loss = LockLostError(ref, cause)
-        loss.__cause__ = cause
-        self.loss = loss
+        with self._loss_lock:
+            if self.loss is not None:
+                return
+            loss = LockLostError(ref, cause)
+            loss.__cause__ = cause
+            self.loss = loss
         self.lost.set()
         if self._on_lost is not None:
             self._on_lost(loss)
+
+
+class _RanOut(LockError):
+    """Renewals kept failing until the lease ran out by the holder's own clock."""
+
+    def __init__(self, lease: LeaseRef, ttl_seconds: int) -> None:
+        self.lease = lease
+        super().__init__(f"no successful renewal of {lease} within its {ttl_seconds}s lease")
 
 
 def hold(

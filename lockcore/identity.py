@@ -21,7 +21,7 @@ from kubernetes import client
 _REVIEW: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
 
 
-def who_am_i(api_client: Any) -> str:
+def who_am_i(api_client: Any, *, timeout: float | None = None) -> str:
     """Return the username the API server authenticates ``api_client`` as.
 
     Raises the client's ``ApiException`` if the server refuses; callers wrap it.
@@ -30,6 +30,7 @@ def who_am_i(api_client: Any) -> str:
     body = client.V1SelfSubjectReview.from_dict(_REVIEW)
     assert body is not None
     # With _preload_content=False the client returns the raw HTTP response.
-    response: Any = api.create_self_subject_review(body=body, _preload_content=False)
+    response: Any = api.create_self_subject_review(body=body, _preload_content=False,
+                                                   _request_timeout=timeout)
     review = json.loads(response.data)
     return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")

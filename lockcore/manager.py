@@ -121,6 +121,8 @@ class LeaseManager:
         principal: the Kubernetes username to record on acquired Leases; None
             asks the API server once (a SelfSubjectReview) on first acquire.
         clock: the time source for ``renewTime`` and expiry (tests inject one).
+        request_timeout: seconds before an API call is abandoned (a hung API
+            server must not stall a renewal past the lease it is renewing).
 
     ``acquire`` returns the :class:`~lockcore.naming.LeaseRef` of the lock;
     its ``name`` is the lease name the reference API returns.
@@ -140,7 +142,14 @@ class LeaseManager:
         principal: str | None = None,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        request_timeout: float = 10.0,
     ) -> None:
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
+        self.request_timeout = request_timeout
+        # Every call reads the raw JSON (one parser for library and webhook) and
+        # is bounded in time.
+        self._wire: dict[str, Any] = {"_preload_content": False, "_request_timeout": request_timeout}
         self.api_client = api_client if api_client is not None else api_client_from()
         self.settings = settings if settings is not None else LockSettings.from_env()
         self._leases = client.CoordinationV1Api(self.api_client)
@@ -162,7 +171,7 @@ class LeaseManager:
         with self._principal_lock:
             if self._principal is None:
                 try:
-                    self._principal = who_am_i(self.api_client)
+                    self._principal = who_am_i(self.api_client, timeout=self.request_timeout)
                 except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                     name = lease.name if lease else ""
                     raise LeaseOpError(
@@ -290,7 +299,7 @@ class LeaseManager:
             "deleting",
             lease,
             lambda: self._leases.delete_namespaced_lease(
-                lease.name, lease.namespace, _preload_content=False
+                lease.name, lease.namespace, **self._wire
             ),
             expect=(404,),
         )
@@ -316,10 +325,10 @@ class LeaseManager:
         def call() -> Any:
             if namespace:
                 return self._leases.list_namespaced_lease(
-                    namespace, label_selector=selector, _preload_content=False
+                    namespace, label_selector=selector, **self._wire
                 )
             return self._leases.list_lease_for_all_namespaces(
-                label_selector=selector, _preload_content=False
+                label_selector=selector, **self._wire
             )
 
         reply = self._call("listing", where, call)
@@ -341,7 +350,7 @@ class LeaseManager:
                     "creating",
                     ref,
                     lambda: self._leases.create_namespaced_lease(
-                        ref.namespace, body, _preload_content=False
+                        ref.namespace, body, **self._wire
                     ),
                     expect=(409,),
                 )
@@ -367,7 +376,7 @@ class LeaseManager:
                 "renewing" if mine else "taking over",
                 ref,
                 lambda: self._leases.replace_namespaced_lease(
-                    ref.name, ref.namespace, body, _preload_content=False
+                    ref.name, ref.namespace, body, **self._wire
                 ),
                 expect=(404, 409),
             )
@@ -393,7 +402,7 @@ class LeaseManager:
             lease,
             lambda: self._leases.patch_namespaced_lease(
                 lease.name, lease.namespace, ops,
-                _content_type="application/json-patch+json", _preload_content=False,
+                _content_type="application/json-patch+json", **self._wire,
             ),
             # A failed test op is 422 (Invalid) or 409; 404 is a deleted lease.
             expect=(404, 409, 422),
@@ -415,7 +424,7 @@ class LeaseManager:
             "deleting",
             lease,
             lambda: self._leases.delete_namespaced_lease(
-                lease.name, lease.namespace, body=options, _preload_content=False
+                lease.name, lease.namespace, body=options, **self._wire
             ),
             expect=(404, 409),
         )
@@ -430,7 +439,7 @@ class LeaseManager:
             op,
             lease,
             lambda: self._leases.read_namespaced_lease(
-                lease.name, lease.namespace, _preload_content=False
+                lease.name, lease.namespace, **self._wire
             ),
             expect=(404,),
         )

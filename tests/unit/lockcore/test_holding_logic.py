@@ -77,3 +77,43 @@ def test_partial_acquire_is_rolled_back() -> None:
     except LockError as exc:
         assert isinstance(exc, AlreadyLockedError)
     assert m.released == [LeaseRef("ns", "a")]
+
+
+def test_loss_is_reported_when_the_lease_runs_out_not_a_tick_later() -> None:
+    # Renewals every 1.9 s of a 2 s lease, all failing: the loss must surface
+    # when the lease runs out (~2 s), not at the next renewal tick (~3.8 s).
+    m = FlakyManager(failures=10**6)
+    held = hold(m, [KEY], "t", 2, renew_every=1.9, raise_on_loss=False)
+    with held:
+        assert not held.lost.wait(1.5), "reported lost while the lease was still running"
+        assert held.lost.wait(1.4), "loss not reported when the lease ran out"
+
+
+def test_check_reports_loss_while_the_renewer_hangs() -> None:
+    # A renewal stuck in an unresponsive API server must not keep the lock
+    # trusted past its lease: check() judges expiry itself.
+    class Hanging(FlakyManager):
+        def __init__(self) -> None:
+            super().__init__(failures=0)
+            self.unblock = threading.Event()
+            self.entered = threading.Event()
+
+        def renew(self, lease: LeaseRef, txn: str, timeout: float | timedelta) -> None:
+            self.entered.set()
+            self.unblock.wait(10)
+
+    m = Hanging()
+    held = hold(m, [KEY], "t", 1, renew_every=0.2, raise_on_loss=False)
+    with held:
+        assert m.entered.wait(2)
+        held.check()  # still within the lease
+        try:
+            assert held.lost.wait(2), "loss not noticed while the renewer hung"
+            try:
+                held.check()
+            except LockLostError as exc:
+                assert exc.lease == LeaseRef("ns", "a")
+            else:
+                raise AssertionError("check() trusted a lease that ran out")
+        finally:
+            m.unblock.set()
