@@ -44,7 +44,7 @@ from lockcore.connect import api_client_from, default_namespace
 from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
-from lockcore.naming import InvalidKeyError, ResourceKey, validate_txn
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, validate_txn
 from lockcore.resources import Discovery
 from lockcore.settings import LockSettings, Profile, SettingsError
 
@@ -193,6 +193,12 @@ class _Context:
     def key(self) -> ResourceKey:
         return Discovery(self.api).key(self.args.target, self.namespace())
 
+    def target(self) -> tuple[ResourceKey, LeaseManager, LeaseRef]:
+        """The object named on the command line, the manager, and its lock's Lease."""
+        key = self.key()
+        manager = self.manager()
+        return key, manager, manager.ref_for(key)
+
     def emit(self, data: Any, human: str) -> None:
         print(json.dumps(data, indent=2, sort_keys=True) if self.args.output == "json" else human)
 
@@ -235,52 +241,48 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def _lease_json(ref: LeaseRef) -> dict[str, str]:
+    return {"namespace": ref.namespace, "name": ref.name}
+
+
 def _cmd_acquire(ctx: _Context) -> int:
     key = ctx.key()
     ref = ctx.manager().acquire(key, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
-    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "txn": ctx.args.txn,
+    ctx.emit({"lease": _lease_json(ref), "txn": ctx.args.txn,
               "resource": key.describe(), "ttlSeconds": ctx.args.ttl},
              f"locked {key.describe()} for transaction {ctx.args.txn} (lease {ref})")
     return EXIT_OK
 
 
 def _cmd_renew(ctx: _Context) -> int:
-    key = ctx.key()
-    manager = ctx.manager()
-    ref = manager.ref_for(key)
+    key, manager, ref = ctx.target()
     manager.renew(ref, ctx.args.txn, ctx.args.ttl)
-    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "txn": ctx.args.txn,
+    ctx.emit({"lease": _lease_json(ref), "txn": ctx.args.txn,
               "ttlSeconds": ctx.args.ttl}, f"renewed {key.describe()} for {ctx.args.txn}")
     return EXIT_OK
 
 
 def _cmd_release(ctx: _Context) -> int:
-    key = ctx.key()
-    manager = ctx.manager()
-    ref = manager.ref_for(key)
+    key, manager, ref = ctx.target()
     manager.release(ref, ctx.args.txn)
-    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "released": True},
+    ctx.emit({"lease": _lease_json(ref), "released": True},
              f"released {key.describe()} (if {ctx.args.txn} held it)")
     return EXIT_OK
 
 
 def _cmd_force_release(ctx: _Context) -> int:
-    key = ctx.key()
-    manager = ctx.manager()
-    ref = manager.ref_for(key)
+    key, manager, ref = ctx.target()
     deleted = manager.force_release(ref)
-    ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "deleted": deleted},
+    ctx.emit({"lease": _lease_json(ref), "deleted": deleted},
              f"force-released {key.describe()}" if deleted else f"{key.describe()} was not locked")
     return EXIT_OK
 
 
 def _cmd_status(ctx: _Context) -> int:
-    key = ctx.key()
-    manager = ctx.manager()
-    ref = manager.ref_for(key)
+    key, manager, ref = ctx.target()
     state = manager.get_lock(ref)
     if state is None:
-        ctx.emit({"lease": {"namespace": ref.namespace, "name": ref.name}, "locked": False},
+        ctx.emit({"lease": _lease_json(ref), "locked": False},
                  f"{key.describe()} is not locked")
         return EXIT_OK
     data = lock_json(state, utcnow(), ctx.settings.clock_skew_seconds)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Protocol
 
@@ -59,7 +59,13 @@ class LockLostError(LockError):
 
 
 class HeldLocks:
-    """Locks held by :func:`hold`; use as a context manager.
+    """Hold locks on ``keys`` for ``txn`` while a ``with`` block runs (see module doc).
+
+    Also available as :func:`hold`::
+
+        >>> with hold(manager, [key], "t42", ttl=30, wait=10) as held:  # doctest: +SKIP
+        ...     held.lost.is_set()
+        False
 
     Attributes:
         refs: the Lease references, in acquisition (sorted) order.
@@ -224,24 +230,6 @@ class _RanOut(LockError):
         super().__init__(f"no successful renewal of {lease} within its {ttl_seconds}s lease")
 
 
-def hold(
-    manager: LockHolder,
-    keys: Sequence[ResourceKey],
-    txn: str,
-    ttl: Timeout,
-    *,
-    renew_every: float | None = None,
-    on_lost: Callable[[LockLostError], None] | None = None,
-    wait: float | None = None,
-    raise_on_loss: bool = True,
-) -> HeldLocks:
-    """Hold locks on ``keys`` for ``txn`` while a ``with`` block runs (see module doc).
-
-    >>> with hold(manager, [key], "t42", ttl=30, wait=10) as held:  # doctest: +SKIP
-    ...     held.lost.is_set()
-    False
-    """
-    return HeldLocks(
-        manager, keys, txn, ttl, renew_every=renew_every, on_lost=on_lost, wait=wait,
-        raise_on_loss=raise_on_loss,
-    )
+# ``with hold(manager, keys, "t42", ttl=30) as held:`` reads as the verb it is;
+# the class is the one definition of its parameters.
+hold = HeldLocks
