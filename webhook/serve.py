@@ -1,8 +1,11 @@
 """``leasegate-webhook``: run the admission webhook under gunicorn.
 
 * Admission on ``port``, TLS only (1.2+), gunicorn ``gthread`` workers (two per
-  CPU unless told), keep-alive for the API server's reused connections, and
-  graceful shutdown: on SIGTERM workers stop accepting and finish in-flight
+  CPU unless told) whose threads only see complete requests: the TLS handshake
+  and the request are read by each worker's event loop, within
+  ``request_read_timeout_seconds`` (see webhook/worker.py), so slow clients
+  cannot starve the others. Keep-alive for the API server's reused
+  connections, and graceful shutdown: on SIGTERM workers stop accepting and finish in-flight
   requests for up to ``graceful_timeout_seconds``.
 * ``/healthz``, ``/readyz`` (200 only while the API server answers) and
   ``/metrics`` on plain ``health_port``, served by a thread of the gunicorn
@@ -181,6 +184,7 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
                      ca_pem: bytes | None) -> dict[str, Any]:
     """The gunicorn settings (also what the benchmark reuses)."""
     from webhook.certs import ReloadingContext
+    from webhook.worker import deadline_worker
 
     reloader = ReloadingContext(cert_file, key_file)
 
@@ -199,7 +203,8 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
     return {
         "bind": [f"{settings.bind_address}:{settings.port}"],
         "workers": settings.workers or 2 * (os.cpu_count() or 1),
-        "worker_class": "gthread",
+        # gthread, with the handshake and request read off the threads (slowloris).
+        "worker_class": deadline_worker(settings.request_read_timeout_seconds),
         "threads": settings.threads,
         "keepalive": settings.keepalive_seconds,
         "graceful_timeout": int(settings.graceful_timeout_seconds),

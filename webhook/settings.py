@@ -93,6 +93,11 @@ class WebhookSettings:
             take to finish before workers are killed.
         keepalive_seconds: how long an idle keep-alive connection from the API
             server is held open (the API server reuses connections).
+        request_read_timeout_seconds: how long a client may take to send one
+            request (TLS handshake, head and body), counted from its first byte
+            (from connect on a new connection); a slower one is disconnected.
+            Waiting clients hold no worker thread, so this bounds what a
+            slowloris client costs, not who gets served.
         kubeconfig: kubeconfig file to reach the API server (empty: in-cluster
             config, or ``KUBECONFIG``).
         event_window_seconds: blocked writes of one object by one user against
@@ -126,6 +131,7 @@ class WebhookSettings:
     threads: int = 4
     graceful_timeout_seconds: float = 25.0
     keepalive_seconds: int = 75
+    request_read_timeout_seconds: float = 5.0
     kubeconfig: str = ""
     event_window_seconds: float = 60.0
     log_level: str = "INFO"
@@ -144,6 +150,8 @@ class WebhookSettings:
             raise SettingsError("workers must be >= 0 and threads >= 1")
         if self.graceful_timeout_seconds < 0 or self.event_window_seconds <= 0:
             raise SettingsError("graceful_timeout_seconds and event_window_seconds must be positive")
+        if self.request_read_timeout_seconds <= 0:
+            raise SettingsError("request_read_timeout_seconds must be positive")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(f"log_level {self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):

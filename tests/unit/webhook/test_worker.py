@@ -1,0 +1,57 @@
+"""webhook/worker.py's pure parts: when a buffered request is complete, and the deadline reader."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from lockcore.settings import SettingsError
+from webhook.settings import WebhookSettings
+from webhook.worker import HEAD_LIMIT, PREFETCH_LIMIT, _DeadlineReader, request_ready
+
+HEAD = b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(("buf", "ready"), [
+    (b"", False),
+    (HEAD, False),  # the head is not finished
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),  # no body
+    (HEAD + b"Content-Length: 5\r\n\r\n", False),
+    (HEAD + b"Content-Length: 5\r\n\r\nabc", False),
+    (HEAD + b"content-length:5\r\n\r\nabcde", True),
+    (HEAD + b"Content-Length: 5\r\n\r\nabcdeGET / HTTP/1.1\r\n", True),  # pipelined: the thread parses on
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n", True),  # the thread reads chunks under the deadline
+    (HEAD + f"Content-Length: {PREFETCH_LIMIT + 1}\r\n\r\n".encode(), True),  # too big to buffer
+    (HEAD + b"Content-Length: x\r\n\r\n", True),  # malformed: gunicorn answers 400
+    (HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", True),
+    (b"X" * (HEAD_LIMIT + 1), True),  # endless head: gunicorn refuses it
+])
+def test_request_ready(buf: bytes, ready: bool) -> None:
+    assert request_ready(buf) is ready
+    assert request_ready(bytearray(buf)) is ready
+
+
+def test_deadline_reader_returns_data_then_eof_at_the_deadline() -> None:
+    server, client = socket.socketpair()
+    with server, client:
+        reader = _DeadlineReader(server)
+        reader.deadline = time.monotonic() + 0.3
+        client.sendall(b"abc")
+        assert reader.recv(10) == b"abc"
+        started = time.monotonic()
+        assert reader.recv(10) == b""  # nothing more came: EOF, the connection shut down
+        assert 0.1 < time.monotonic() - started < 2
+        assert server.gettimeout() is None  # blocking again, as gunicorn writes expect
+        assert client.recv(10) == b""  # the client sees the close
+        reader.deadline = time.monotonic() - 1
+        assert reader.recv(10) == b""  # already past: no wait at all
+
+
+def test_request_read_timeout_setting() -> None:
+    assert WebhookSettings().request_read_timeout_seconds == 5.0
+    env = {"LEASEGATE_REQUEST_READ_TIMEOUT_SECONDS": "2.5"}
+    assert WebhookSettings.from_env(env).request_read_timeout_seconds == 2.5
+    with pytest.raises(SettingsError):
+        WebhookSettings(request_read_timeout_seconds=0)
