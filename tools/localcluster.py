@@ -28,9 +28,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.client
-import ipaddress
 import json
 import os
 import shutil
@@ -48,10 +46,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from webhook.certs import CertificateAuthority, pem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("LEASEGATE_CACHE", REPO_ROOT / ".cache"))
@@ -93,68 +91,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class _Pki:
-    """A cluster CA and helpers to issue certificates from it."""
-
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-
-    def __post_init__(self) -> None:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leasegate-local-ca")])
-        self.cert = (
-            _builder(name, name, self.key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-
-    def issue(
-        self, common_name: str, organizations: Sequence[str] = (), *, server: bool = False
-    ) -> tuple[bytes, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-        builder = _builder(x509.Name(attrs), self.cert.subject, key.public_key())
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        return _pem_cert(cert), _pem_key(key)
-
-
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 @dataclass
@@ -241,18 +177,22 @@ class LocalCluster:
     def _write_pki(self) -> Path:
         pki_dir = self.workdir / "pki"
         pki_dir.mkdir(exist_ok=True)
-        ca = _Pki()
-        (pki_dir / "ca.crt").write_bytes(_pem_cert(ca.cert))
-        (pki_dir / "ca.key").write_bytes(_pem_key(ca.key))
-        cert, key = ca.issue("kube-apiserver", server=True)
-        (pki_dir / "apiserver.crt").write_bytes(cert)
-        (pki_dir / "apiserver.key").write_bytes(key)
+        ca = CertificateAuthority.create("leasegate-local-ca", days=30)
+        (pki_dir / "ca.crt").write_bytes(pem(ca.cert))
+        (pki_dir / "ca.key").write_bytes(pem(ca.key))
+        cert, key = ca.issue("kube-apiserver", dns_names=["localhost", "kubernetes.default.svc"],
+                             ips=["127.0.0.1", "10.0.0.1"], days=30)
+        (pki_dir / "apiserver.crt").write_bytes(pem(cert))
+        (pki_dir / "apiserver.key").write_bytes(pem(key))
         for user, groups in USERS.items():
-            cert, key = ca.issue(user, groups)
-            (pki_dir / f"{user}.crt").write_bytes(cert)
-            (pki_dir / f"{user}.key").write_bytes(key)
+            cert, key = ca.issue(user, organizations=groups, client=True, days=30)
+            (pki_dir / f"{user}.crt").write_bytes(pem(cert))
+            (pki_dir / f"{user}.key").write_bytes(pem(key))
+        # Service-account tokens are RS256-signed, as kube-apiserver expects by default.
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        (pki_dir / "sa.key").write_bytes(_pem_key(sa_key))
+        (pki_dir / "sa.key").write_bytes(
+            sa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()))
         (pki_dir / "sa.pub").write_bytes(
             sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

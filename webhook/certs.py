@@ -23,6 +23,7 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,74 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
             f"{service}.{namespace}.svc.cluster.local", "localhost"]
 
 
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A small ECDSA P-256 CA that issues server and client certificates.
+
+    Every CA gets a unique subject and a Subject Key Identifier, and what it
+    issues an Authority Key Identifier: during a rotation, a caBundle holding
+    the old and the new CA lets every verifier (Go's, OpenSSL's) find the right
+    issuer instead of trying the first CA with a matching name.
+
+    >>> ca = CertificateAuthority.create("leasegate-webhook-ca")
+    >>> cert, key = ca.issue("leasegate.leasegate-system.svc", dns_names=["localhost"])
+    """
+
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @classmethod
+    def create(cls, common_name: str, *, days: int = 365) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            # Unique per CA, so an old and a new CA are never confused by name.
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, os.urandom(8).hex()),
+        ])
+        cert = (
+            _builder(name, name, key.public_key(), days)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key=key, cert=cert)
+
+    def issue(self, common_name: str, *, organizations: Sequence[str] = (),
+              dns_names: Sequence[str] = (), ips: Sequence[str] = (), client: bool = False,
+              days: int = 365) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """A leaf certificate: for serving (``dns_names``/``ips`` as SANs) or, with
+        ``client``, for client authentication (``organizations`` become groups)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        builder = (
+            _builder(x509.Name(attrs), self.cert.subject, key.public_key(), days)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                           critical=False)
+        )
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(self.key, hashes.SHA256()), key
+
+
+def pem(item: x509.Certificate | ec.EllipticCurvePrivateKey) -> bytes:
+    """PEM bytes of a certificate or (unencrypted PKCS#8) private key."""
+    if isinstance(item, x509.Certificate):
+        return item.public_bytes(serialization.Encoding.PEM)
+    return item.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+
+
 def generate(directory: Path, service: str, namespace: str, *, days: int = 365,
              extra_ips: tuple[str, ...] = ("127.0.0.1", "::1")) -> CertPaths:
     """Generate a CA and a serving certificate signed by it (ECDSA P-256).
@@ -60,39 +129,19 @@ def generate(directory: Path, service: str, namespace: str, *, days: int = 365,
     so a concurrent reader never sees half a file.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{service}-webhook-ca")])
-    ca = (
-        _builder(ca_name, ca_name, ca_key.public_key(), now, days)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in service_dns_names(service, namespace)]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{service}.{namespace}.svc")])
-    cert = (
-        _builder(subject, ca_name, key.public_key(), now, days)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = CertificateAuthority.create(f"{service}-webhook-ca", days=days)
+    cert, key = ca.issue(f"{service}.{namespace}.svc", dns_names=service_dns_names(service, namespace),
+                         ips=extra_ips, days=days)
     paths = CertPaths(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
-    _write(paths.ca_file, ca.public_bytes(serialization.Encoding.PEM))
-    _write(paths.key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), mode=0o600)
-    _write(paths.cert_file, cert.public_bytes(serialization.Encoding.PEM))
+    _write(paths.ca_file, pem(ca.cert))
+    _write(paths.key_file, pem(key), mode=0o600)
+    _write(paths.cert_file, pem(cert))
     return paths
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-             now: dt.datetime, days: int) -> x509.CertificateBuilder:
+             days: int) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.timezone.utc)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
