@@ -22,6 +22,7 @@ from tools.localcluster import BIN_DIR, LocalCluster, running
 
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 ApiClientFactory = Callable[[str], client.ApiClient]
+_SERVER_VERSION = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +31,14 @@ def cluster(
 ) -> Iterator[LocalCluster]:
     with running(tmp_path_factory.mktemp("cluster")) as local:
         version = local.version()
-        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"\nlocal kube-apiserver {version['gitVersion']} at {local.server}")
+        pytestconfig.stash[_SERVER_VERSION] = f"{version['gitVersion']} ({version['platform']}) at {local.server}"
         yield local
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    # The proof, in every test log, that integration tests ran against a real API server.
+    if _SERVER_VERSION in config.stash:
+        terminalreporter.write_line(f"integration tests ran against kube-apiserver {config.stash[_SERVER_VERSION]}")
 
 
 @pytest.fixture(scope="session")
