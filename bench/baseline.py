@@ -24,12 +24,24 @@ from flask import Flask, Response, request
 from webhook.review import build_response
 
 
-def allow_all_app() -> Flask:
-    """``POST /validate``: decode the review, allow it."""
+def allow_all_app(*, count: bool = False) -> Flask:
+    """``POST /validate``: decode the review, allow it.
+
+    With ``count`` (``BENCH_BASELINE_COUNT=1``, used only by the end-to-end
+    section) each answer also increments the webhook's decisions counter, so
+    :func:`tools.localwebhook.register_webhook` can see the API server call it.
+    """
     app = Flask("leasegate-baseline")
+    decisions = None
+    if count:
+        from webhook.metrics import DECISIONS
+
+        decisions = DECISIONS.labels("allow", "unlocked", "deny")
 
     @app.post("/validate")
     def validate() -> Response:
+        if decisions is not None:
+            decisions.inc()
         review = json.loads(request.get_data())
         uid = str(review["request"]["uid"])
         return app.response_class(json.dumps(build_response(uid, allowed=True)), 200,
@@ -58,7 +70,7 @@ def main() -> int:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return allow_all_app()
+            return allow_all_app(count=os.environ.get("BENCH_BASELINE_COUNT") == "1")
 
     Server().run()
     return 0

@@ -2,8 +2,10 @@
 
 The same objects (a 2 KB ConfigMap, a 20 KB Deployment, a 200 KB ConfigMap,
 unlocked) are patched in turn, one write at a time, by the official client
-against the local kube-apiserver, in alternating blocks: not registered,
-registered, not registered, registered. Registration uses
+against the local kube-apiserver, in alternating blocks, twice over: no
+webhook registered, leasegate registered, the allow-everything baseline
+(bench/baseline.py, same stack) registered. The baseline's blocks say how much
+of what leasegate adds any webhook on this stack adds. Registration uses
 :func:`tools.localwebhook.register_webhook` (which waits until the API server really calls
 the webhook); after unregistering, writes go on until the webhook's decision
 counter stops moving, so no block mixes the two conditions. Alternating blocks
@@ -65,35 +67,45 @@ def _unregister(api: client.ApiClient, name: str, running: RunningWebhook,
         quiet = quiet + 1 if running.metric("leasegate_admission_decisions_total") == before else 0
 
 
-def run(api: client.ApiClient, running: RunningWebhook, *, writes_per_block: int) -> dict[str, Any]:
-    """Alternate blocks off/on/off/on; returns latency summaries and the added p50/p99."""
+def run(api: client.ApiClient, running: RunningWebhook, *, writes_per_block: int,
+        baseline: RunningWebhook | None = None) -> dict[str, Any]:
+    """Alternate blocks (off, leasegate, baseline) x 2; returns summaries and what each adds."""
     from bench.kube import ensure_namespace
 
     ensure_namespace(api, NAMESPACE)
-    guard(api, NAMESPACE, running.key)
     targets = _objects(api)
-    samples: dict[str, list[float]] = {"off": [], "on": []}
+    servers = {"on": running, **({"allow_all": baseline} if baseline is not None else {})}
+    samples: dict[str, list[float]] = {"off": [], **{name: [] for name in servers}}
     per_kind: dict[str, list[float]] = {}
     serial = 0
     for _ in range(5):  # warm connections and the apiserver's caches
         _write(api, *targets[serial % len(targets)], serial)
         serial += 1
-    for condition in ("off", "on", "off", "on"):
-        name = register_webhook(api, running) if condition == "on" else ""
+    for condition in [*samples] * 2:
+        server = servers.get(condition)
+        name = ""
+        if server is not None:
+            guard(api, NAMESPACE, server.key)
+            name = register_webhook(api, server)
         for _ in range(writes_per_block):
             kind, obj = targets[serial % len(targets)]
             latency = _write(api, kind, obj, serial)
             samples[condition].append(latency)
             per_kind.setdefault(f"{condition}:{obj}", []).append(latency)
             serial += 1
-        if name:
-            _unregister(api, name, running, targets)
-    off, on = summarize(samples["off"]), summarize(samples["on"])
-    return {
+        if server is not None:
+            _unregister(api, name, server, targets)
+    summaries = {condition: summarize(values) for condition, values in samples.items()}
+    off, on = summaries["off"], summaries["on"]
+    out: dict[str, Any] = {
         "writes_per_condition": len(samples["on"]),
-        "off": off, "on": on,
+        **summaries,
         "added_p50_ms": round(on["p50_ms"] - off["p50_ms"], 3),
         "added_p99_ms": round(on["p99_ms"] - off["p99_ms"], 3),
         "p50_ratio": ratio(on["p50_ms"], off["p50_ms"]),
         "per_object": {k: summarize(v) for k, v in sorted(per_kind.items())},
     }
+    if "allow_all" in summaries:
+        out["allow_all_added_p50_ms"] = round(summaries["allow_all"]["p50_ms"] - off["p50_ms"], 3)
+        out["allow_all_added_p99_ms"] = round(summaries["allow_all"]["p99_ms"] - off["p99_ms"], 3)
+    return out

@@ -54,13 +54,19 @@ def start_leasegate(workdir: Path, kubeconfig: Path, key: str, settings: dict[st
     return start_webhook(workdir, kubeconfig, key, **{**settings, **overrides})
 
 
-def start_baseline(workdir: Path, key: str, settings: dict[str, str]) -> RunningWebhook:
-    """The allow-everything server (bench.baseline) with the same settings and environment."""
-    return start_module("bench.baseline", workdir, key, settings)
+def start_baseline(workdir: Path, key: str, settings: dict[str, str], *,
+                   count: bool = False) -> RunningWebhook:
+    """The allow-everything server (bench.baseline) with the same settings and environment.
+
+    ``count``: it also counts its answers in the decisions metric (for registration).
+    """
+    return start_module("bench.baseline", workdir, key, settings,
+                        extra_env={"BENCH_BASELINE_COUNT": "1"} if count else None)
 
 
 def start_module(module: str, workdir: Path, key: str, settings: dict[str, str],
-                 kubeconfig: Path | None = None, **overrides: Any) -> RunningWebhook:
+                 kubeconfig: Path | None = None, *, extra_env: dict[str, str] | None = None,
+                 **overrides: Any) -> RunningWebhook:
     """``python -m module`` configured like :func:`start_webhook` (loopback ports, generated certs)."""
     port, health_port = free_port(), free_port()
     cert_dir = workdir / f"certs-{key}"
@@ -73,6 +79,7 @@ def start_module(module: str, workdir: Path, key: str, settings: dict[str, str],
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith("LEASEGATE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     full_env.update(env)
+    full_env.update(extra_env or {})
     with open(log_file, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", module], stdout=log,
                                 stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT,
