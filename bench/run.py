@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, lockbench, population, profile, reviews, wrkrun
+from bench import cpu, e2e, lockbench, population, profile, reviews, wrkrun
 from bench.kube import admin_client
 from bench.loadgen import load_bodies, run_fixed_rate
 from bench.servers import (chart_settings, start_baseline, start_leasegate, start_module, wait_workers,
@@ -59,6 +59,7 @@ class Plan:
     cached_rate: float = 500.0
     consistent_rate: float = 300.0
     profile_s: float = 8.0
+    settle_s: float = 15.0  # after creating Leases, let etcd and the apiserver settle
     e2e_writes_per_block: int = 150
     lock_cycles: int = 500
     wrk_connections: int = 16
@@ -66,6 +67,7 @@ class Plan:
 
 FULL = Plan()
 QUICK = Plan(populations=(0, 1_000), saturation_s=2.0, fixed_s=8.0, warmup_s=1.0, profile_s=4.0,
+             settle_s=2.0,
              e2e_writes_per_block=40, lock_cycles=100)
 MODES = ("cached", "consistent")
 
@@ -86,10 +88,17 @@ class Bench:
         self.bodies = out / "bodies"
         self.results: dict[str, Any] = {"plan": asdict(plan), "chart_settings": self.chart, "load": []}
         self._serial = 0
+        self._phase: tuple[str, cpu.Sample] | None = None
 
     # -- helpers -------------------------------------------------------------
 
     def note_load(self, phase: str) -> None:
+        """Start ``phase``: close the previous one's CPU accounting, note the load average."""
+        now = cpu.sample()
+        if self._phase is not None:
+            name, started = self._phase
+            self.results.setdefault("cpu", {})[name] = cpu.between(started, now)
+        self._phase = (phase, now)
         one, five, fifteen = os.getloadavg()
         self.results["load"].append({"phase": phase, "at": time.strftime("%H:%M:%S"),
                                      "loadavg": [round(one, 2), round(five, 2), round(fifteen, 2)]})
@@ -211,6 +220,8 @@ class Bench:
         for pop in self.plan.populations:
             self.note_load(f"population -> {pop}")
             growth[str(pop)] = population.grow(self.api, current, pop, self.lock_settings)
+            if pop > current:
+                time.sleep(self.plan.settle_s)
             current = max(current, pop)
             for mode in MODES:
                 self.note_load(f"webhook {mode} @ {pop} leases")
@@ -369,6 +380,14 @@ def table(results: dict[str, Any], plan: Plan) -> str:
         for name, c in lock["cycles"].items():
             calls.append(f"| cycles/s {name} | {c['cycles_per_s']} ({c['calls_per_cycle']} calls/cycle) | |")
         out.append("\n".join(calls))
+    phases = ["| phase | seconds | machine cores busy | this benchmark | other sessions |",
+              "|---|---|---|---|---|"]
+    for name, c in (results.get("cpu") or {}).items():
+        if c["seconds"] < 1:
+            continue
+        phases.append(f"| {name} | {c['seconds']} | {c['machine_cores']} | {c['bench_cores']} | "
+                      f"{c['others_cores']} |")
+    out.append("\n".join(phases))
     tgt = ["| target | measured | bound | met |", "|---|---|---|---|"]
     for t in results.get("targets", []):
         tgt.append(f"| {t['target']} | {_fmt(t['value'])} | {t['bound']} | {'n/a' if t['met'] is None else ('yes' if t['met'] else 'NO')} |")

@@ -80,3 +80,13 @@ def test_hot_spots_charges_each_sample_to_the_innermost_known_area() -> None:
     assert areas["gunicorn"] == 30.0
     assert areas["leasegate lookup (lease source)"] == 10.0
     assert spots["self"][0] == ("loads (json/__init__.py:346)", 60.0)
+
+
+def test_cpu_accounting_parsers() -> None:
+    from bench.cpu import between, parse_pid_stat, parse_proc_stat_cpu, Sample
+
+    assert parse_proc_stat_cpu("cpu  100 5 50 800 20 0 5 0 0 0") == (160, 980)
+    line = "4242 (gunicorn: worker [x) y]) S 4240 4242 4242 0 -1 4194560 100 0 0 0 700 300 20 10 20 0"
+    assert parse_pid_stat(line) == (4240, 1030)
+    start, end = Sample(0.0, 0, 0, 0), Sample(10.0, 2000, 2000, 500)
+    assert between(start, end)["others_cores"] == pytest.approx((2000 - 500) / 100 / 10, abs=0.6)
