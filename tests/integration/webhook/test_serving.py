@@ -7,24 +7,19 @@ import http.client
 import json
 import socket
 import ssl
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import (
     RunningWebhook,
     WebhookFactory,
     grant_edit,
     guard,
-    lock,
     register_webhook,
     wait_for,
 )
