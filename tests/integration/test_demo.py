@@ -18,3 +18,6 @@ def test_demo_runs_end_to_end(cluster: LocalCluster) -> None:
     assert 'admission webhook "locks.leasegate.io" denied the request' in result.stdout
     assert "is locked by transaction 't42'" in result.stdout
     assert "Demo complete" in result.stdout
+    # The blocked write came back through `kubectl lock audit` from the webhook's Event.
+    audit = result.stdout.split("kubectl lock audit", 1)[1].split("===", 1)[0]
+    assert "bob" in audit and "t42" in audit and "configmap/settings -n shop" in audit
