@@ -200,6 +200,35 @@ class DeadlineThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
         conn.close()
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self._close_listeners()
+
+    def _close_listeners(self) -> None:
+        """On shutdown, take the connections already queued, then close the listening sockets.
+
+        gunicorn's ``ThreadWorker`` only stops *polling* its listeners on
+        SIGTERM; it closes them when it exits, after the drain. Meanwhile the
+        kernel still completes the handshake of every new connection into a
+        backlog nobody accepts: the client (the API server) hangs for the rest
+        of the drain (up to ``graceful_timeout``) and is then reset. The master
+        has already closed its copies, so closing ours makes new connections
+        fail at once (refused), and the API server can apply failurePolicy or
+        reach another replica without waiting. Connections queued before now
+        were in flight from their client's view: they are accepted and served.
+        """
+        for listener in self.sockets:
+            while self.nr_conns < self.worker_connections:
+                accepted = self.nr_conns
+                try:
+                    self.accept(listener)  # non-blocking; returns quietly when none is queued
+                except OSError:
+                    break
+                if self.nr_conns == accepted:
+                    break
+            listener.close()
+
     def murder_pending(self) -> None:
         # Called once per event-loop turn (about every second), also while stopping.
         super().murder_pending()
