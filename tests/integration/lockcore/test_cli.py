@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,24 +10,10 @@ from kubernetes import client
 
 from lockcore.audit import EVENT_REASON, BlockedWrite
 from tests.conftest import ApiClientFactory, KubectlRunner
-from tools.localcluster import BIN_DIR, LocalCluster
+from tests.support.cli import VENV_BIN, lockcore, plugin_env
+from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration
-
-VENV_BIN = Path(sys.executable).parent
-
-
-def plugin_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
-    """kubectl's view of PATH once the package is installed: the venv's bin holds kubectl-lock."""
-    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig_for("admin")), **extra)
-    env["PATH"] = f"{VENV_BIN}:{BIN_DIR}:{env['PATH']}"
-    return env
-
-
-def lockcore(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VENV_BIN / "lockcore"), *args], capture_output=True, text=True,
-                          env=plugin_env(cluster), timeout=60)
-
 
 def test_kubectl_plugin_list_finds_kubectl_lock(kubectl: KubectlRunner, cluster: LocalCluster) -> None:
     found = kubectl("plugin", "list", env=plugin_env(cluster), check=False)

@@ -14,6 +14,7 @@ from lockcore.audit import EVENT_REASON, BlockedWrite
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import RunningWebhook, lock, wait_for
+from tests.support.cli import lockcore
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -104,6 +105,12 @@ def test_blocked_kubectl_edit_is_audited_everywhere(
     assert annotations["locks.leasegate.io/holder"] == "t7"
     assert annotations["locks.leasegate.io/lease"] == f"{guarded}/lg.configmap.cfg"
     assert annotations["locks.leasegate.io/reason"] == "not-in-transaction"
+
+    # 5. `lockcore audit` (the CLI an auditor runs) lists it from that Event
+    listed = lockcore(cluster, "audit", "-n", guarded, "--txn", "t7", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [row for row in json.loads(listed.stdout)["items"] if row["name"] == "cfg"]
+    assert len(rows) == 1 and (rows[0]["user"], rows[0]["operation"], rows[0]["holder"]) == ("bob", "UPDATE", "t7")
 
 
 def test_repeated_blocks_aggregate_into_one_event(
