@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -191,6 +192,11 @@ class CachedLeaseSource:
                 break
             query = {**query, "continue": str(meta["continue"])}
         self._leases = fresh  # one reference swap: readers see old or new, never half
+        # A full collection walks every tracked object, and a big index held
+        # all request threads for 100 ms at a time (bench/RESULTS.md). The index
+        # is long-lived: move it out of the collector's generations. The old
+        # one is still freed by reference counting (it has no cycles).
+        gc.freeze()
         self._proved_alive(time.monotonic())
         log.info("lease cache: listed %d lock leases", len(fresh))
         return str(meta.get("resourceVersion") or "")
@@ -244,7 +250,7 @@ class CachedLeaseSource:
     @staticmethod
     def _store(index: dict[tuple[str, str], LeaseState], obj: dict[str, Any]) -> None:
         try:
-            state = LeaseState.from_json(obj)
+            state = LeaseState.from_json(obj, details=False)
         except (ValueError, TypeError) as exc:
             log.warning("lease cache: skipping malformed lease: %s", exc)
             return

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import glob
 import logging
 import logging.config
@@ -36,8 +37,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lockcore.settings import LockSettings, SettingsError
@@ -195,6 +196,12 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
         log.info("leasegate webhook ready: https://%s:%d/validate, health on :%d",
                  settings.bind_address, settings.port, settings.health_port)
 
+    def post_worker_init(worker: Any) -> None:
+        # Everything built so far (Flask app, clients, modules) lives as long as
+        # the worker: keep it out of the collector's generations so a full
+        # collection, which stops every request thread, stays short.
+        gc.freeze()
+
     def child_exit(server: Any, worker: Any) -> None:
         from webhook.metrics import mark_worker_dead
 
@@ -216,6 +223,7 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
         "accesslog": None,
         "proc_name": "leasegate-webhook",
         "when_ready": when_ready,
+        "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "preload_app": False,  # each worker builds its own clients and cache threads after fork
         # gunicorn >= 25 opens a management socket in $HOME by default: a needless
