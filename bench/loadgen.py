@@ -32,7 +32,6 @@ import asyncio
 import json
 import ssl
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -20,7 +20,6 @@ Usage: ``python -m bench.run [--quick] [--out bench/out]``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
@@ -38,13 +37,17 @@ from typing import Any
 
 from bench import cpu, e2e, lockbench, population, profile, reviews, wrkrun
 from bench.kube import admin_client
-from bench.loadgen import load_bodies, run_fixed_rate
-from bench.servers import (chart_settings, start_baseline, start_leasegate, start_module, wait_workers,
-                           workers_rss)
+from bench.servers import (
+    chart_settings,
+    start_baseline,
+    start_leasegate,
+    wait_workers,
+    workers_rss,
+)
 from bench.stats import ratio
 from lockcore.settings import LockSettings
-from tools.localwebhook import RunningWebhook
 from tools.localcluster import REPO_ROOT, LocalCluster, running
+from tools.localwebhook import RunningWebhook
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,6 @@ class Bench:
         key = f"{kind}-{self._serial}"
         if kind == "baseline":
             server = start_baseline(self.workdir, key, self.chart, count=bool(overrides.get("count")))
-        elif kind == "webhook+gcfreeze":
-            server = start_module("bench.gcfreeze", self.workdir, key, self.chart, self.cluster.kubeconfig,
-                                  **overrides)
         else:
             server = start_leasegate(self.workdir, self.cluster.kubeconfig, key, self.chart, **overrides)
         try:
@@ -243,18 +243,6 @@ class Bench:
                 self.results.setdefault("webhook", {}).setdefault(mode, {})[str(pop)] = entry
         self.results["population_growth"] = growth
 
-    def gc_experiment(self) -> None:
-        """The proposed GC fix (bench/gcfreeze.py), cached mode at the largest population."""
-        pop = str(self.plan.populations[-1])
-        self.note_load(f"experiment: webhook cached + gc.freeze @ {pop} leases")
-        with self.serving("webhook+gcfreeze", lease_lookup="cached") as server:
-            entry: dict[str, Any] = {"cache_sync_s": self.wait_cache_synced(server)}
-            entry["saturation"] = self.saturate(server)
-            rate = self.plan.cached_rate
-            entry["fixed"] = {str(int(rate)): self.fixed(server, rate)}
-            entry["rss_loaded_mb"] = workers_rss(server)
-        self.results.setdefault("experiments", {})[f"cached+gcfreeze@{pop}"] = entry
-
     def end_to_end(self) -> None:
         self.note_load("end to end")
         with self.serving("webhook", lease_lookup="cached") as server, \
@@ -358,9 +346,6 @@ def table(results: dict[str, Any], plan: Plan) -> str:
     for mode, pops in (results.get("webhook") or {}).items():
         for pop, entry in pops.items():
             row(mode, pop, entry)
-    for name, entry in (results.get("experiments") or {}).items():
-        label, _, pop = name.partition("@")
-        row(f"experiment: {label}", pop, entry)
     out = ["\n".join(lines)]
     e = results.get("e2e")
     if e:
@@ -427,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
         if not only or "webhook" in only:
             bench.baseline("start", full=True)
             bench.webhook()
-            bench.gc_experiment()
             bench.baseline("end", full=False)
         if not only or "e2e" in only:
             bench.end_to_end()

@@ -11,18 +11,16 @@ replaced by loopback equivalents.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
+from tools.localcluster import BIN_DIR, REPO_ROOT
 from tools.localwebhook import RunningWebhook, start_webhook
-from tools.localcluster import BIN_DIR, REPO_ROOT, free_port
 
 CHART = REPO_ROOT / "charts" / "leasegate"
 # Pod-specific settings replaced by the launcher's loopback equivalents.
@@ -60,44 +58,8 @@ def start_baseline(workdir: Path, key: str, settings: dict[str, str], *,
 
     ``count``: it also counts its answers in the decisions metric (for registration).
     """
-    return start_module("bench.baseline", workdir, key, settings,
-                        extra_env={"BENCH_BASELINE_COUNT": "1"} if count else None)
-
-
-def start_module(module: str, workdir: Path, key: str, settings: dict[str, str],
-                 kubeconfig: Path | None = None, *, extra_env: dict[str, str] | None = None,
-                 **overrides: Any) -> RunningWebhook:
-    """``python -m module`` configured like :func:`start_webhook` (loopback ports, generated certs)."""
-    port, health_port = free_port(), free_port()
-    cert_dir = workdir / f"certs-{key}"
-    log_file = workdir / f"webhook-{key}.log"
-    env = {f"LEASEGATE_{k.upper()}": str(v) for k, v in {**settings, **overrides}.items()}
-    env.update({"LEASEGATE_BIND_ADDRESS": "127.0.0.1", "LEASEGATE_PORT": str(port),
-                "LEASEGATE_HEALTH_PORT": str(health_port), "LEASEGATE_CERT_DIR": str(cert_dir)})
-    if kubeconfig is not None:
-        env["LEASEGATE_KUBECONFIG"] = str(kubeconfig)
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("LEASEGATE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    full_env.update(env)
-    full_env.update(extra_env or {})
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module], stdout=log,
-                                stderr=subprocess.STDOUT, env=full_env, cwd=REPO_ROOT,
-                                start_new_session=True)
-    running = RunningWebhook(key, proc, port, health_port, cert_dir, log_file, env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{module} exited with {proc.returncode}:\n{log_file.read_text()[-3000:]}")
-        try:
-            if running.ca_file.exists():
-                requests.get(f"https://127.0.0.1:{port}/", verify=str(running.ca_file), timeout=2)
-                return running
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    running.stop()
-    raise TimeoutError(f"{module} not ready:\n{log_file.read_text()[-3000:]}")
+    return start_webhook(workdir, None, key, command=[sys.executable, "-m", "bench.baseline"],
+                         extra_env={"BENCH_BASELINE_COUNT": "1"} if count else None, **settings)
 
 
 def wait_workers(running: RunningWebhook, count: int, timeout: float = 20.0) -> list[int]:

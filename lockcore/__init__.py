@@ -9,11 +9,23 @@ Example::
     ...     ...  # writes annotated with leasegate.io/transaction=t42 pass the webhook
 """
 
-from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError, LockExpiredError
+from lockcore.errors import (
+    AlreadyLockedError,
+    LeaseOpError,
+    LockError,
+    LockExpiredError,
+)
 from lockcore.holding import HeldLocks, LockLostError, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager
-from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_name, lease_ref, validate_txn
+from lockcore.naming import (
+    InvalidKeyError,
+    LeaseRef,
+    ResourceKey,
+    lease_name,
+    lease_ref,
+    validate_txn,
+)
 from lockcore.settings import LockSettings, Profile, SettingsError
 
 __all__ = [

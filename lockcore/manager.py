@@ -43,7 +43,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.connect import api_client_from
-from lockcore.errors import AlreadyLockedError, LeaseOp, LeaseOpError, LockError, LockExpiredError
+from lockcore.errors import (
+    AlreadyLockedError,
+    LeaseOp,
+    LeaseOpError,
+    LockError,
+    LockExpiredError,
+)
 from lockcore.identity import who_am_i
 from lockcore.lease import (
     LeaseState,
@@ -53,7 +59,13 @@ from lockcore.lease import (
     txn_label,
     utcnow,
 )
-from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_ref, validate_txn
+from lockcore.naming import (
+    InvalidKeyError,
+    LeaseRef,
+    ResourceKey,
+    lease_ref,
+    validate_txn,
+)
 from lockcore.settings import LockSettings
 
 Clock = Callable[[], datetime]

@@ -26,7 +26,13 @@ from pathlib import Path
 from kubernetes import client, config
 
 from tools.localcluster import BIN_DIR
-from tools.localwebhook import RunningWebhook, grant_edit, guard, register_webhook, start_webhook
+from tools.localwebhook import (
+    RunningWebhook,
+    grant_edit,
+    guard,
+    register_webhook,
+    start_webhook,
+)
 
 NAMESPACE = "shop"
 TXN = "t42"

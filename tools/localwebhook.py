@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -119,8 +119,14 @@ class RunningWebhook:
                 self.process.wait()
 
 
-def start_webhook(workdir: Path, kubeconfig: Path, key: str, **settings: Any) -> RunningWebhook:
-    """Start ``leasegate-webhook`` with ``settings`` (WebhookSettings field names) and wait until ready."""
+def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
+                  command: Sequence[str] = (), extra_env: Mapping[str, str] | None = None,
+                  **settings: Any) -> RunningWebhook:
+    """Start ``leasegate-webhook`` with ``settings`` (WebhookSettings field names) and wait until ready.
+
+    ``command`` replaces the program (the benchmark's allow-everything server
+    runs with the same settings); ``extra_env`` is added to its environment.
+    """
     port, health_port = free_port(), free_port()
     cert_dir = workdir / f"certs-{key}"
     log_file = workdir / f"webhook-{key}.log"
@@ -131,15 +137,17 @@ def start_webhook(workdir: Path, kubeconfig: Path, key: str, **settings: Any) ->
         "LEASEGATE_CERT_DIR": str(cert_dir),
         "LEASEGATE_WORKERS": "2",
         "LEASEGATE_THREADS": "4",
-        "LEASEGATE_KUBECONFIG": str(kubeconfig),
         "LEASEGATE_EVENT_WINDOW_SECONDS": "60",
     }
+    if kubeconfig is not None:
+        env["LEASEGATE_KUBECONFIG"] = str(kubeconfig)
     env.update({f"LEASEGATE_{name.upper()}": str(value) for name, value in settings.items()})
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LEASEGATE_")}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     full_env.update(env)
+    full_env.update(extra_env or {})
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([str(WEBHOOK_BIN)], stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(list(command) or [str(WEBHOOK_BIN)], stdout=log, stderr=subprocess.STDOUT,
                                 env=full_env, cwd=REPO_ROOT, start_new_session=True)
     running = RunningWebhook(key, proc, port, health_port, cert_dir, log_file, env)
     deadline = time.monotonic() + 30

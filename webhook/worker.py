@@ -37,7 +37,8 @@ import time
 from functools import partial
 from typing import Any
 
-from gunicorn import http, sock as gsock
+from gunicorn import http
+from gunicorn import sock as gsock
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 log = logging.getLogger("leasegate.worker")

@@ -17,7 +17,11 @@ from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey
 from lockcore.settings import LockSettings
 from tests.conftest import ApiClientFactory
-from tests.integration.lockcore.conftest import CountingApiClient, CountingFactory, grant_leases
+from tests.integration.lockcore.conftest import (
+    CountingApiClient,
+    CountingFactory,
+    grant_leases,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -20,7 +20,6 @@ from kubernetes import client, config
 from tests.integration.lockcore.conftest import counting_client  # noqa: F401 - re-exported fixture
 from tests.support.figures import Figures, figures, pytest_terminal_summary  # noqa: F401 - fixture, hook
 from tools.localcluster import LocalCluster, running
-
 
 
 def stress_seconds(default: float) -> float:
@@ -45,7 +44,11 @@ def fragile_namespace(fragile_cluster: LocalCluster) -> Iterator[str]:
 
 
 # The webhook helpers' fixtures, reused (never copied): imported into this conftest.
-from tests.integration.webhook.conftest import RunningWebhook, WebhookFactory, webhook_factory  # noqa: E402,F401
+from tests.integration.webhook.conftest import (  # noqa: E402,F401
+    RunningWebhook,
+    WebhookFactory,
+    webhook_factory,
+)
 
 REL_KEY = "rel"
 

@@ -22,7 +22,12 @@ from kubernetes import config
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory
 from tests.integration.reliability.conftest import worker_pids
-from tests.integration.webhook.conftest import RunningWebhook, lock, start_webhook, wait_for
+from tests.integration.webhook.conftest import (
+    RunningWebhook,
+    lock,
+    start_webhook,
+    wait_for,
+)
 from tests.support.figures import Figures
 from tests.support.load import Target, run_load
 from tools.localcluster import LocalCluster

@@ -23,7 +23,13 @@ from kubernetes.client.exceptions import ApiException
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory
 from tests.integration.reliability.conftest import REL_KEY, worker_pids
-from tests.integration.webhook.conftest import RunningWebhook, guard, grant_edit, lock, register_webhook
+from tests.integration.webhook.conftest import (
+    RunningWebhook,
+    grant_edit,
+    guard,
+    lock,
+    register_webhook,
+)
 from tests.support.admission import TXN_ANNOTATION, assert_well_formed, body, review
 from tests.support.figures import Figures
 

@@ -83,7 +83,7 @@ def test_hot_spots_charges_each_sample_to_the_innermost_known_area() -> None:
 
 
 def test_cpu_accounting_parsers() -> None:
-    from bench.cpu import between, parse_pid_stat, parse_proc_stat_cpu, Sample
+    from bench.cpu import Sample, between, parse_pid_stat, parse_proc_stat_cpu
 
     assert parse_proc_stat_cpu("cpu  100 5 50 800 20 0 5 0 0 0") == (160, 980)
     line = "4242 (gunicorn: worker [x) y]) S 4240 4242 4242 0 -1 4194560 100 0 0 0 700 300 20 10 20 0"
