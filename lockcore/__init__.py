@@ -15,7 +15,7 @@ from lockcore.errors import (
     LockError,
     LockExpiredError,
 )
-from lockcore.holding import HeldLocks, LockLostError, hold
+from lockcore.holding import HeldLocks, LockLostError, acquire_all, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager
 from lockcore.naming import (
@@ -44,6 +44,7 @@ __all__ = [
     "Profile",
     "ResourceKey",
     "SettingsError",
+    "acquire_all",
     "hold",
     "lease_name",
     "lease_ref",

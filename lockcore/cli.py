@@ -42,6 +42,7 @@ from kubernetes.client.exceptions import ApiException
 from lockcore.audit import EVENT_REASON, BlockedWrite
 from lockcore.connect import api_client_from, default_namespace
 from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
+from lockcore.holding import acquire_all
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, validate_txn
@@ -97,6 +98,9 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     txn_required.add_argument("--txn", required=True, type=_txn, help="transaction name")
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
+    targets = argparse.ArgumentParser(add_help=False)
+    targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
+                         help="one or more objects, e.g. deployment/web cm/web-config")
     ttl = argparse.ArgumentParser(add_help=False)
     ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
 
@@ -105,12 +109,12 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 API error, 2 usage, 3 locked by another txn, 4 expired/gone",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    acquire = sub.add_parser("acquire", parents=[common, target, txn_required, ttl],
-                             help="lock an object for a transaction")
+    acquire = sub.add_parser("acquire", parents=[common, targets, txn_required, ttl],
+                             help="lock objects for a transaction (all or nothing)")
     acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
     sub.add_parser("renew", parents=[common, target, txn_required, ttl], help="extend a lock")
-    sub.add_parser("release", parents=[common, target, txn_required],
-                   help="release a lock (no-op if not held by the txn)")
+    sub.add_parser("release", parents=[common, targets, txn_required],
+                   help="release locks (no-op for those not held by the txn)")
     sub.add_parser("status", parents=[common, target], help="show who holds an object's lock")
     listing = sub.add_parser("list", parents=[common], help="list locks (all namespaces unless -n)")
     listing.add_argument("--txn", type=_txn, help="only this transaction's locks")
@@ -193,6 +197,11 @@ class _Context:
     def key(self) -> ResourceKey:
         return Discovery(self.api).key(self.args.target, self.namespace())
 
+    def keys(self) -> list[ResourceKey]:
+        """The objects named on the command line (several for acquire/release)."""
+        discovery = Discovery(self.api)
+        return [discovery.key(target, self.namespace()) for target in self.args.targets]
+
     def target(self) -> tuple[ResourceKey, LeaseManager, LeaseRef]:
         """The object named on the command line, the manager, and its lock's Lease."""
         key = self.key()
@@ -245,12 +254,17 @@ def _lease_json(ref: LeaseRef) -> dict[str, str]:
     return {"namespace": ref.namespace, "name": ref.name}
 
 
+def _locks_json(manager: LeaseManager, keys: list[ResourceKey]) -> list[dict[str, Any]]:
+    return [{"lease": _lease_json(manager.ref_for(key)), "resource": key.describe()} for key in keys]
+
+
 def _cmd_acquire(ctx: _Context) -> int:
-    key = ctx.key()
-    ref = ctx.manager().acquire(key, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
-    ctx.emit({"lease": _lease_json(ref), "txn": ctx.args.txn,
-              "resource": key.describe(), "ttlSeconds": ctx.args.ttl},
-             f"locked {key.describe()} for transaction {ctx.args.txn} (lease {ref})")
+    keys, manager = ctx.keys(), ctx.manager()
+    acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
+    lines = [f"locked {key.describe()} for transaction {ctx.args.txn} (lease {manager.ref_for(key)})"
+             for key in keys]
+    ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl},
+             "\n".join(lines))
     return EXIT_OK
 
 
@@ -263,10 +277,10 @@ def _cmd_renew(ctx: _Context) -> int:
 
 
 def _cmd_release(ctx: _Context) -> int:
-    key, manager, ref = ctx.target()
-    manager.release(ref, ctx.args.txn)
-    ctx.emit({"lease": _lease_json(ref), "released": True},
-             f"released {key.describe()} (if {ctx.args.txn} held it)")
+    keys, manager = ctx.keys(), ctx.manager()
+    manager.release_all([manager.ref_for(key) for key in keys], ctx.args.txn)
+    ctx.emit({"locks": _locks_json(manager, keys), "released": True},
+             "\n".join(f"released {key.describe()} (if {ctx.args.txn} held it)" for key in keys))
     return EXIT_OK
 
 

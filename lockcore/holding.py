@@ -112,20 +112,8 @@ class HeldLocks:
         self._last_error: dict[LeaseRef, LeaseOpError] = {}
 
     def __enter__(self) -> HeldLocks:
-        taken: list[LeaseRef] = []
-        try:
-            for ref in self.refs:
-                started = time.monotonic()
-                self._manager.acquire(self._keys[ref], self.txn, self.ttl, wait=self._wait)
-                self._renewed_at[ref] = started
-                taken.append(ref)
-        except BaseException:
-            # All-or-nothing: give back what we took; the acquire error is what matters.
-            try:
-                self._manager.release_all(taken, self.txn)
-            except LockError:
-                pass
-            raise
+        acquire_all(self._manager, self._keys.values(), self.txn, self.ttl, wait=self._wait,
+                    on_acquired=self._renewed_at.__setitem__)
         self._threads = [
             threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
             for role, loop in (("renew", self._renew_loop), ("watch", self._watch_loop))
@@ -220,6 +208,46 @@ class HeldLocks:
         self.lost.set()
         if self._on_lost is not None:
             self._on_lost(loss)
+
+
+def acquire_all(
+    manager: LockHolder,
+    keys: Iterable[ResourceKey],
+    txn: str,
+    ttl: Timeout,
+    *,
+    wait: float | None = None,
+    on_acquired: Callable[[LeaseRef, float], None] | None = None,
+) -> list[LeaseRef]:
+    """Lock every key for ``txn``, all or nothing, in sorted Lease order.
+
+    Two transactions that want overlapping sets always try them in the same
+    order, so neither can sit on one lock while waiting for the other's. If
+    any acquire fails, the locks already taken are released before the error
+    propagates. ``on_acquired(ref, started)`` gets the monotonic time each
+    acquire was *sent*, from which its lease counts.
+
+    >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
+    """
+    by_ref = {manager.ref_for(key): key for key in keys}
+    if not by_ref:
+        raise ValueError("at least one resource key is needed")
+    taken: list[LeaseRef] = []
+    try:
+        for ref in sorted(by_ref):
+            started = time.monotonic()
+            manager.acquire(by_ref[ref], txn, ttl, wait=wait)
+            taken.append(ref)
+            if on_acquired is not None:
+                on_acquired(ref, started)
+    except BaseException:
+        # All-or-nothing: give back what we took; the acquire error is what matters.
+        try:
+            manager.release_all(taken, txn)
+        except LockError:
+            pass
+        raise
+    return taken
 
 
 class _RanOut(LockError):

@@ -26,7 +26,8 @@ def test_lockcore_cli_acquire_status_list_renew_release(
     ns = ["-n", namespace]
     taken = lockcore(cluster, "acquire", "deployment/web", *ns, "--txn", "t42", "--ttl", "10m", "-o", "json")
     assert taken.returncode == 0, taken.stderr
-    assert json.loads(taken.stdout)["lease"] == {"namespace": namespace, "name": "lg.deployment.web.apps"}
+    assert [lock["lease"] for lock in json.loads(taken.stdout)["locks"]] == [
+        {"namespace": namespace, "name": "lg.deployment.web.apps"}]
 
     refused = lockcore(cluster, "acquire", "deploy/web", *ns, "--txn", "t43", "--ttl", "1m")
     assert refused.returncode == 3 and "'t42'" in refused.stderr
@@ -44,6 +45,25 @@ def test_lockcore_cli_acquire_status_list_renew_release(
     assert lockcore(cluster, "renew", "deployment/web", *ns, "--txn", "t42", "--ttl", "90s").returncode == 4
     gone = lockcore(cluster, "status", "deployment/web", *ns)
     assert gone.returncode == 0 and "not locked" in gone.stdout
+
+
+def test_acquire_of_several_objects_is_all_or_nothing(cluster: LocalCluster, namespace: str) -> None:
+    ns = ["-n", namespace]
+    assert lockcore(cluster, "acquire", "cm/b", *ns, "--txn", "other", "--ttl", "10m").returncode == 0
+
+    # cm/b is held by another transaction: t42 gets neither, and keeps nothing it took on the way.
+    refused = lockcore(cluster, "acquire", "cm/a", "cm/b", "cm/c", *ns, "--txn", "t42", "--ttl", "10m")
+    assert refused.returncode == 3 and "'other'" in refused.stderr
+    held = json.loads(lockcore(cluster, "list", *ns, "-o", "json").stdout)["items"]
+    assert [(i["lease"]["name"], i["txn"]) for i in held] == [("lg.configmap.b", "other")]
+
+    assert lockcore(cluster, "release", "cm/b", *ns, "--txn", "other").returncode == 0
+    taken = lockcore(cluster, "acquire", "cm/c", "cm/a", "cm/b", *ns, "--txn", "t42", "--ttl", "10m", "-o", "json")
+    assert taken.returncode == 0, taken.stderr
+    assert sorted(lock["lease"]["name"] for lock in json.loads(taken.stdout)["locks"]) == [
+        "lg.configmap.a", "lg.configmap.b", "lg.configmap.c"]
+    assert lockcore(cluster, "release", "cm/a", "cm/b", "cm/c", *ns, "--txn", "t42").returncode == 0
+    assert json.loads(lockcore(cluster, "list", *ns, "-o", "json").stdout)["items"] == []
 
 
 def test_cli_usage_errors_exit_2(cluster: LocalCluster, namespace: str) -> None:

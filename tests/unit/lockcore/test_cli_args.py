@@ -25,9 +25,18 @@ def test_acquire_arguments() -> None:
     args = build_parser("lockcore").parse_args(
         ["acquire", "deployment/web", "-n", "shop", "--txn", "t42", "--ttl", "10m", "--wait", "30s",
          "-o", "json", "--context", "alice", "--lock-namespace", "locks", "--profile", "janus"])
-    assert (args.command, args.target, args.namespace, args.txn, args.ttl, args.wait) == (
-        "acquire", "deployment/web", "shop", "t42", 600.0, 30.0)
+    assert (args.command, args.targets, args.namespace, args.txn, args.ttl, args.wait) == (
+        "acquire", ["deployment/web"], "shop", "t42", 600.0, 30.0)
     assert (args.output, args.context, args.lock_namespace, args.profile) == ("json", "alice", "locks", "janus")
+
+
+def test_acquire_and_release_take_several_objects() -> None:
+    parser = build_parser("kubectl lock", plugin=True)
+    for command in (["acquire", "--ttl", "1m"], ["release"]):
+        args = parser.parse_args([*command, "deployment/web", "cm/web-config", "--txn", "t42"])
+        assert args.targets == ["deployment/web", "cm/web-config"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["acquire", "--txn", "t42", "--ttl", "1m"])  # no object at all
 
 
 def test_plugin_only_commands() -> None:
