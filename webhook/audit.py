@@ -10,7 +10,7 @@ contains an object body:
 * a ``WriteBlocked`` Event on the object (:class:`EventRecorder`), built from
   :class:`lockcore.audit.BlockedWrite` (so ``lockcore audit`` reads it back),
   emitted by a background thread, aggregated per object + user + holder within
-  ``event_window_seconds``, and never for dryRun requests.
+  ``event_window_seconds`` across workers and replicas, and never for dryRun requests.
 
 Example::
 
@@ -114,9 +114,8 @@ class _Blocked:
 class _Aggregate:
     namespace: str
     event_name: str
-    first_at: float
-    count: int
-    pending: int  # occurrences not yet written to the Event
+    bucket: int
+    pending: int  # occurrences seen here and not yet added to the Event's count
     last_at: datetime
 
 
@@ -125,8 +124,12 @@ class EventRecorder:
 
     :meth:`record` never blocks and never raises: it drops the Event (and
     counts it) if the queue is full. One Event exists per object + user +
-    holder + mode per window; further occurrences bump its ``count``, written
-    at most every ``flush_seconds``.
+    holder + mode per window of ``window_seconds`` of wall-clock time, across
+    every worker and replica: its name is derived from those fields and the
+    window, so whoever writes first creates it (409 for the others), and every
+    writer adds its further occurrences to ``count`` with a read and a write
+    conditional on the read's resourceVersion (no increment is lost), at most
+    every ``flush_seconds``.
     """
 
     def __init__(
@@ -142,7 +145,7 @@ class EventRecorder:
         self._window = window_seconds
         self._flush = flush_seconds
         self._queue: queue.Queue[_Blocked] = queue.Queue(maxsize=max_queue)
-        self._aggregates: dict[tuple[str, ...], _Aggregate] = {}
+        self._aggregates: dict[tuple[str | int, ...], _Aggregate] = {}
         self._on_outcome = on_outcome or (lambda outcome: None)
         self._thread: threading.Thread | None = None
         self._kube: KubeHttp | None = None
@@ -198,55 +201,69 @@ class EventRecorder:
 
     def _handle(self, kube: KubeHttp, item: _Blocked) -> None:
         rec = item.record
-        key = (rec.namespace, rec.group, rec.kind, rec.name, rec.user, rec.holder, rec.mode)
-        now = time.monotonic()
+        bucket = int(item.at.timestamp() // self._window)
+        key = (rec.namespace, rec.group, rec.kind, rec.name, rec.user, rec.holder, rec.mode, bucket)
         with self._lock:
             agg = self._aggregates.get(key)
-            if agg is not None and now - agg.first_at < self._window:
-                agg.count += 1
+            if agg is not None:
                 agg.pending += 1
                 agg.last_at = item.at
                 self._on_outcome("aggregated")
                 return
             # Forget windows that have closed so the table stays small.
-            for stale in [k for k, a in self._aggregates.items() if now - a.first_at >= self._window]:
-                if self._aggregates[stale].pending == 0:
-                    del self._aggregates[stale]
+            for stale in [k for k, a in self._aggregates.items() if a.bucket < bucket and not a.pending]:
+                del self._aggregates[stale]
         namespace = rec.namespace or CLUSTER_EVENT_NAMESPACE
-        digest = hashlib.sha256("|".join((*key, str(now))).encode()).hexdigest()[:10]
+        digest = hashlib.sha256("|".join(map(str, key)).encode()).hexdigest()[:16]
         hint = _NOT_NAME.sub("-", rec.name[:200].lower()).strip("-.") or "object"
         name = f"{hint}.leasegate.{digest}"
         status, body = kube.request_json("POST", events_path(namespace), timeout=10,
                                          body=self._event(rec, item, name, namespace))
-        if status != 201:
+        if status == 201:
+            pending, outcome = 0, "created"
+        elif status == 409:
+            # Another worker or replica opened this window's Event: add ours to it.
+            pending, outcome = 1, "aggregated"
+        else:
             raise KubeError(events_path(namespace), status, str(body)[:300])
         with self._lock:
-            self._aggregates[key] = _Aggregate(namespace, name, now, 1, 0, item.at)
-        self._on_outcome("created")
+            self._aggregates[key] = _Aggregate(namespace, name, bucket, pending, item.at)
+        self._on_outcome(outcome)
 
     def _flush_pending(self) -> None:
         if self._kube is None:
             return
         with self._lock:
-            due = [(a.namespace, a.event_name, a.count, a.last_at, a) for a in self._aggregates.values()
-                   if a.pending]
-            for *_, agg in due:
+            due = [(a, a.pending, a.last_at) for a in self._aggregates.values() if a.pending]
+            for agg, *_ in due:
                 agg.pending = 0
-        if not due:
-            return
-        kube = self._kube
-        for namespace, name, count, last_at, _ in due:
+        for agg, pending, last_at in due:
             try:
-                status, body = kube.request_json(
-                    "PATCH", events_path(namespace, name), timeout=10,
-                    content_type="application/merge-patch+json",
-                    body={"count": count, "lastTimestamp": last_at.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                )
-                if status != 200:
-                    raise KubeError(events_path(namespace, name), status, str(body)[:300])
-            except Exception as exc:  # noqa: BLE001
+                self._add_to_count(self._kube, agg.namespace, agg.event_name, pending, last_at)
+            except Exception as exc:  # noqa: BLE001 - best effort, counted
                 self._on_outcome("failed")
-                log.warning("could not update event %s/%s: %s", namespace, name, exc)
+                log.warning("could not update event %s/%s: %s", agg.namespace, agg.event_name, exc)
+
+    @staticmethod
+    def _add_to_count(kube: KubeHttp, namespace: str, name: str, pending: int, last_at: datetime) -> None:
+        """count += pending, conditional on the resourceVersion read (several writers share the Event)."""
+        path = events_path(namespace, name)
+        for _ in range(5):
+            status, event = kube.request_json("GET", path, timeout=10)
+            if status != 200 or not isinstance(event, dict):
+                raise KubeError(path, status, str(event)[:300])
+            patch = {
+                "metadata": {"resourceVersion": (event.get("metadata") or {}).get("resourceVersion")},
+                "count": int(event.get("count") or 1) + pending,
+                "lastTimestamp": last_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            status, body = kube.request_json("PATCH", path, timeout=10, body=patch,
+                                             content_type="application/merge-patch+json")
+            if status == 200:
+                return
+            if status != 409:
+                raise KubeError(path, status, str(body)[:300])
+        raise KubeError(path, 409, "event kept changing under us")
 
     @staticmethod
     def _event(rec: BlockedWrite, item: _Blocked, name: str, namespace: str) -> dict[str, Any]:
