@@ -25,10 +25,17 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from kubernetes import client
 
+from lockcore.naming import LeaseRef
 from tests.conftest import KubectlRunner
 from tests.unit.charts.helm import CHART, helm, value_args
 from tools.localcluster import LocalCluster
+from webhook.audit import EventRecorder
+from webhook.decision import Reason, Verdict
+from webhook.kube import KubeHttp
+from webhook.review import AdmissionRequest
+from webhook.settings import EnforcementMode
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +85,8 @@ class Release:
             "webhook": {"namespaceSelector": {"matchLabels": {LABEL: self.scope}},
                         "rules": SCOPED_WEBHOOK_RULES},
             "metrics": {"dashboard": {"enabled": True}},
+            # Optional objects on, so the API server's own validation sees them too.
+            "networkPolicy": {"enabled": True, "admissionFrom": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
         }
         for key, value in (extra or {}).items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -146,7 +155,7 @@ def _certs(pem_bundle: bytes) -> list[x509.Certificate]:
 
 CHART_OBJECTS = [
     ("deployment", True), ("service", True), ("serviceaccount", True), ("secret", True),
-    ("poddisruptionbudget", True), ("configmap", True),
+    ("poddisruptionbudget", True), ("configmap", True), ("networkpolicy", True),
     ("clusterrole", False), ("clusterrolebinding", False), ("validatingwebhookconfiguration", False),
 ]
 
@@ -157,7 +166,7 @@ def _owned(release: Release) -> list[str]:
     found: list[str] = []
     namespaced = release.kubectl(
         "get", "deployments,replicasets,pods,services,endpointslices,serviceaccounts,secrets,configmaps,"
-        "poddisruptionbudgets,roles,rolebindings", "-n", release.namespace, "-l", selector, "-o", "name").stdout
+        "poddisruptionbudgets,networkpolicies,roles,rolebindings", "-n", release.namespace, "-l", selector, "-o", "name").stdout
     found += namespaced.split()
     cluster_scoped = release.kubectl(
         "get", "clusterroles,clusterrolebindings,validatingwebhookconfigurations,mutatingwebhookconfigurations",
@@ -373,7 +382,7 @@ def test_service_account_can_do_exactly_what_the_chart_grants(release: Release, 
     expected = {
         ("leases.coordination.k8s.io", "", "get"), ("leases.coordination.k8s.io", "", "list"),
         ("leases.coordination.k8s.io", "", "watch"),
-        ("events", "", "create"), ("events", "", "patch"),
+        ("events", "", "create"), ("events", "", "get"), ("events", "", "patch"),
         ("namespaces", "", "get"),
         ("validatingwebhookconfigurations.admissionregistration.k8s.io", release.vwc_name, "get"),
         ("validatingwebhookconfigurations.admissionregistration.k8s.io", release.vwc_name, "patch"),
@@ -405,3 +414,36 @@ def test_service_account_can_do_exactly_what_the_chart_grants(release: Release, 
     assert not can("get", f"namespaces/{namespace}")
     assert can("get", "leases.coordination.k8s.io", "-n", namespace)
     assert yaml.safe_load(release.helm("get", "values", release.name, "-n", release.namespace, "-o", "yaml"))
+
+
+def test_service_account_rbac_suffices_for_shared_events(release: Release, kubectl: KubectlRunner,
+                                                          namespace: str) -> None:
+    # The webhook's Event recorder, authenticated exactly as the chart's service
+    # account (a real token), creates a WriteBlocked Event and, as a second
+    # replica would, adds to its count: the chart's RBAC must allow all of it.
+    release.install()
+    token = kubectl("create", "token", release.fullname, "-n", release.namespace).stdout.strip()
+    cfg = client.Configuration()
+    cfg.host = release.cluster.server
+    cfg.ssl_ca_cert = str(release.cluster.ca_file)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    as_chart = client.ApiClient(cfg)
+    request = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
+                               resource="configmaps", namespace=namespace, name="cfg", username="bob")
+    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=409,
+                      lease=LeaseRef(namespace, "lg.configmap.cfg"), holder="t1", would_deny=True)
+    outcomes: list[str] = []
+    replicas = [EventRecorder(lambda: KubeHttp(as_chart), flush_seconds=0.2, on_outcome=outcomes.append)
+                for _ in range(2)]
+    for i in range(4):
+        replicas[i % 2].record(request, verdict)
+    for replica in replicas:
+        replica.drain(timeout=10)
+
+    def counted() -> bool:
+        events = json.loads(kubectl("get", "events", "-n", namespace, "--field-selector",
+                                    "reason=WriteBlocked", "-o", "json").stdout)["items"]
+        return [e.get("count") for e in events] == [4]
+
+    _wait_for(counted, "one WriteBlocked Event counting all 4 blocked writes")
+    assert "failed" not in outcomes, outcomes

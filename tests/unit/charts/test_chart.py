@@ -53,6 +53,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
          "operations": ["UPDATE", "DELETE"], "scope": "*"}]}},
     "external-sa": {"serviceAccount": {"create": False, "name": "preexisting"}, "rbac": {"create": False}},
     "digest-image": {"image": {"digest": "sha256:" + "a" * 64}},
+    "network-policy": {"networkPolicy": {
+        "enabled": True, "admissionFrom": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}},
+    "network-policy-open": {"networkPolicy": {"enabled": True}},
 }
 
 RENDERED: dict[str, list[dict[str, Any]]] = {}
@@ -354,7 +358,7 @@ def test_rbac_is_least_privilege() -> None:
     vwc = one(docs, "ValidatingWebhookConfiguration")["metadata"]["name"]
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "get", "patch"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
          "resourceNames": [vwc], "verbs": ["get", "patch"]},
@@ -441,6 +445,8 @@ SCHEMA_REJECTS = [
      "at '/webhook/rules/0/operations/0': value must be one of 'CREATE', 'UPDATE', 'DELETE', 'CONNECT', '*'"),
     ({"podAntiAffinity": "sometimes"}, "at '/podAntiAffinity': value must be one of 'soft', 'hard', 'none'"),
     ({"image": {"digest": "md5:abc"}}, "at '/image/digest'"),
+    ({"networkPolicy": {"enabled": "yes"}}, "at '/networkPolicy/enabled': got string, want boolean"),
+    ({"networkPolicy": {"admissionFrom": "10.0.0.0/24"}}, "at '/networkPolicy/admissionFrom': got string, want array"),
 ]
 
 
@@ -449,6 +455,25 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
     error = template_error(values)
     assert "values don't meet the specifications of the schema" in error
     assert message in error, error
+
+
+def test_network_policy_admits_only_the_given_peers() -> None:
+    assert by_kind(rendered("default"), "NetworkPolicy") == []
+    policy = one(rendered("network-policy"), "NetworkPolicy")
+    deployment = one(rendered("network-policy"), "Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items())
+    admission, metrics = policy["spec"]["ingress"]
+    assert admission == {"ports": [{"port": "https", "protocol": "TCP"}],
+                         "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}
+    assert metrics["ports"] == [{"port": "http-health", "protocol": "TCP"}]
+    assert metrics["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    # The named ports exist on the container, or the policy would admit nothing.
+    ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert {"https", "http-health"} <= ports
+    # Without peers the admission port stays open to all, the metrics port to none.
+    open_policy = one(rendered("network-policy-open"), "NetworkPolicy")
+    assert open_policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
 
 
 def _rule(groups: list[str], resources: list[str]) -> dict[str, Any]:
