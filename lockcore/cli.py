@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
 from lockcore.holding import acquire_all
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
-from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, validate_txn
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
 from lockcore.resources import Discovery
 from lockcore.settings import LockSettings, Profile, SettingsError
 
@@ -337,13 +338,11 @@ def _cmd_audit(ctx: _Context) -> int:
             continue
         when = (event.get("lastTimestamp") or event.get("eventTime")
                 or (event.get("metadata") or {}).get("creationTimestamp") or "")
-        items.append({"time": str(when), "count": int(event.get("count") or 1),
-                      **{k: v for k, v in vars(write).items()}})
+        items.append({"time": str(when), "count": int(event.get("count") or 1), **asdict(write)})
     items.sort(key=lambda i: i["time"])
     rows = [["TIME", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "COUNT"]] + [
         [i["time"], i["user"], i["operation"],
-         f"{i['kind'].lower()}{'.' + i['group'] if i['group'] else ''}/{i['name']}"
-         f"{' -n ' + i['namespace'] if i['namespace'] else ''}",
+         describe_object(i["group"], i["kind"], i["namespace"], i["name"]),
          i["holder"], i["declared_txn"] or "-", i["mode"], str(i["count"])] for i in items
     ]
     ctx.emit({"items": items}, _table(rows) if items else "no blocked writes")

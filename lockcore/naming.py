@@ -88,9 +88,7 @@ class ResourceKey:
 
     def describe(self) -> str:
         """Human form, as kubectl prints it: ``deployment.apps/web -n shop``."""
-        kind = self.kind.lower() + (f".{self.group}" if self.group else "")
-        where = f" -n {self.namespace}" if self.namespace else ""
-        return f"{kind}/{self.name}{where}"
+        return describe_object(self.group, self.kind, self.namespace, self.name)
 
     def encode(self) -> str:
         """A stable, unambiguous text form (recorded on the Lease for listing)."""
@@ -121,6 +119,17 @@ class LeaseRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+def describe_object(group: str, kind: str, namespace: str, name: str) -> str:
+    """``kind.group/name -n namespace`` as kubectl prints it (no validation: for display).
+
+    >>> describe_object("apps", "Deployment", "shop", "web")
+    'deployment.apps/web -n shop'
+    """
+    kind_group = kind.lower() + (f".{group}" if group else "")
+    where = f" -n {namespace}" if namespace else ""
+    return f"{kind_group}/{name}{where}"
 
 
 def validate_object_name(name: str) -> None:
