@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lockcore.lease import LeaseState
-from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_ref
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
 
@@ -273,10 +273,8 @@ def _proof(request: AdmissionRequest, lease: LeaseState, settings: WebhookSettin
 
 
 def _describe(request: AdmissionRequest) -> str:
-    kind = request.kind.lower() + (f".{request.group}" if request.group else "")
-    where = f" -n {request.namespace}" if request.namespace else ""
     sub = f" ({request.sub_resource})" if request.sub_resource else ""
-    return f"{kind}/{request.name}{where}{sub}"
+    return describe_object(request.group, request.kind, request.namespace, request.name) + sub
 
 
 def _blocked_message(request: AdmissionRequest, ref: LeaseRef, lease: LeaseState, reason: Reason,
