@@ -71,7 +71,10 @@ def run_load(url: str, verify: str | bool, namespace: str, targets: list[Target]
                 answer = json.loads(resp.content)
                 response = assert_well_formed(answer, uid)
                 verdict_ok = resp.status_code == 200 and response["allowed"] is expect
-            except (requests.ConnectionError, requests.Timeout, ssl.SSLError) as exc:
+            # A connection cut mid-response (a killed worker) is a transport failure
+            # like a reset, not a wrong answer; it must not end this load thread.
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    ssl.SSLError) as exc:
                 with lock:
                     result.failed.append((time.monotonic(), f"{type(exc).__name__}: {exc}"[:200]))
                 session = requests.Session()
