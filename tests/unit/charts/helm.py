@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -43,8 +45,12 @@ def value_args(values: Mapping[str, Any] | None = None, sets: Sequence[str] = ()
     args: list[str] = []
     if values:
         directory = tmp_dir or Path(tempfile.mkdtemp(prefix="leasegate-values-"))
-        path = directory / f"values-{abs(hash(yaml.safe_dump(values)))}.yaml"
-        path.write_text(yaml.safe_dump(dict(values)))
+        # JSON, not PyYAML: PyYAML leaves strings such as "348e09" unquoted, and
+        # Helm's YAML 1.1 parser then reads them as numbers. JSON is valid YAML and
+        # always quotes strings.
+        text = json.dumps(dict(values), sort_keys=True)
+        path = directory / f"values-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+        path.write_text(text)
         args += ["-f", str(path)]
     for item in sets:
         args += ["--set", item]

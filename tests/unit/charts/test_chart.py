@@ -155,6 +155,16 @@ def test_user_selectors_are_merged_not_replaced() -> None:
     assert names == ["leasegate-skip-exempt-users", "leasegate-skip-exempt-groups", "not-dry-run-bots"]
 
 
+@pytest.mark.parametrize("value", ["348e09", "939e72", "0x1F", "true", "1_000", "012"])
+def test_selector_label_values_that_look_like_numbers_stay_strings(value: str) -> None:
+    """A label value is a string whatever it looks like (CI once drew the random
+    suffix "348e09", which YAML 1.1 reads as 3.48e11): it must pass the schema and
+    reach the rendered webhook unchanged."""
+    docs = template({"webhook": {"namespaceSelector": {"matchLabels": {"scope": value}}}})
+    (hook,) = webhooks(docs)
+    assert hook["namespaceSelector"]["matchLabels"] == {"scope": value}
+
+
 def test_webhook_defaults() -> None:
     docs = rendered("default")
     (hook,) = webhooks(docs)
