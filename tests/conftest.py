@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from kubernetes import client, config
 
 from tools.localcluster import BIN_DIR, LocalCluster, running
@@ -23,6 +24,11 @@ from tools.localcluster import BIN_DIR, LocalCluster, running
 KubectlRunner = Callable[..., subprocess.CompletedProcess[str]]
 ApiClientFactory = Callable[[str], client.ApiClient]
 _SERVER_VERSION = pytest.StashKey[str]()
+
+# Speed lives in bench/, not in tests: no per-example deadline, which a loaded CI
+# machine would turn into flaky failures. print_blob lets a failure be replayed.
+hypothesis_settings.register_profile("leasegate", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("leasegate")
 
 
 @pytest.fixture(scope="session")

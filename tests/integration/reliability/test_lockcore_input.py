@@ -91,7 +91,7 @@ def test_bad_input_makes_no_api_call(fresh: LeaseManager, namespace: str, figure
     figures(f"{tried + 1} invalid lockcore calls refused, 0 API requests made")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
 @given(txn=st.text(max_size=70))
 def test_any_txn_the_validator_refuses_never_reaches_the_api(fresh: LeaseManager, namespace: str,
                                                               txn: str) -> None:

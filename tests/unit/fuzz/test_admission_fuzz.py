@@ -21,7 +21,7 @@ from tests.support.figures import Figures
 from tests.unit.fuzz.harness import LOOKUPS, MAX_BODY, Harness, to_body
 
 HARNESS = Harness()
-FUZZ = settings(max_examples=3500, deadline=None, suppress_health_check=list(HealthCheck),
+FUZZ = settings(max_examples=3500, suppress_health_check=list(HealthCheck),
                 database=None)
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)

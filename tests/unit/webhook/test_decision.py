@@ -250,7 +250,7 @@ _leases = st.one_of(
 )
 
 
-@hsettings(max_examples=2000, deadline=None)
+@hsettings(max_examples=2000)
 @given(request=_requests, found=_leases, mode=st.sampled_from(list(EnforcementMode)),
        policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans())
 def test_decide_is_total_and_well_formed(request: AdmissionRequest, found: LeaseLookupResult,

@@ -114,7 +114,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500)
 @given(mutations=st.dictionaries(
     st.sampled_from(["uid", "operation", "kind", "resource", "namespace", "name", "userInfo", "object",
                      "oldObject", "options", "dryRun", "subResource"]), _json, max_size=5))
@@ -125,7 +125,7 @@ def test_mutated_reviews_parse_or_raise_review_error(mutations: dict[str, Any]) 
         assert 400 <= err.status < 500 and err.message
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500)
 @given(raw=st.binary(max_size=200) | _json.map(lambda v: json.dumps(v).encode()))
 def test_arbitrary_bodies_parse_or_raise_review_error(raw: bytes) -> None:
     try:
