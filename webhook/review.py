@@ -239,12 +239,7 @@ def _short(value: object) -> str:
 
 
 def _obj(parent: Mapping[str, Any], key: str, uid: str) -> Mapping[str, Any]:
-    value = parent.get(key)
-    if value is None:
-        return _EMPTY
-    if not isinstance(value, dict):
-        raise ReviewError(400, f"request.{key} must be an object", uid=uid)
-    return value
+    return _obj_or_none(parent, key, uid) or _EMPTY
 
 
 def _obj_or_none(parent: Mapping[str, Any], key: str, uid: str) -> dict[str, Any] | None:

@@ -9,25 +9,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.admission import TXN_ANNOTATION
+from tests.support.admission import review as sample_review
 from webhook.review import ReviewError, build_response, parse_review
 
 LIMIT = 1 << 20
 
 
+# The shared sample is a core-group ConfigMap; these tests parse a named-group kind.
+DEPLOYMENT_UPDATE: dict[str, Any] = {
+    "uid": "u1",
+    "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+    "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    "name": "web",
+    "object": {"metadata": {"name": "web", "annotations": {TXN_ANNOTATION: "t1"}}},
+    "oldObject": {"metadata": {"name": "web", "uid": "abc"}},
+}
+
+
 def review(**request: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "uid": "u1", "operation": "UPDATE",
-        "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-        "namespace": "shop", "name": "web",
-        "userInfo": {"username": "bob", "groups": ["developers", "system:authenticated"]},
-        "object": {"metadata": {"name": "web", "annotations": {"leasegate.io/transaction": "t1"}}},
-        "oldObject": {"metadata": {"name": "web", "uid": "abc"}},
-        "options": {"kind": "UpdateOptions", "fieldManager": "kubectl-edit"},
-        "dryRun": False,
-    }
-    base.update(request)
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": base}
+    return sample_review(**{**DEPLOYMENT_UPDATE, **request})
 
 
 def parse(doc: Any, content_type: str = "application/json") -> Any:
@@ -89,6 +90,8 @@ def test_finalizer_removal_only(old: Any, new: Any, expected: bool) -> None:
     (json.dumps(review(object={"metadata": {"annotations": {"a": 1}}})).encode(), "application/json", 400,
      "annotations"),
     (json.dumps(review(dryRun="yes")).encode(), "application/json", 400, "dryRun"),
+    (json.dumps(review(kind="Deployment")).encode(), "application/json", 400, "kind must be an object"),
+    (json.dumps(review(object=[])).encode(), "application/json", 400, "object must be an object"),
     (b" " * (LIMIT + 1), "application/json", 413, "exceeds"),
     (b"[" * 100000 + b"]" * 100000, "application/json", 400, "JSON"),
 ])
