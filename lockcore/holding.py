@@ -95,11 +95,8 @@ class HeldLocks:
                 f"renew_every must be between 0 and the lease ({self._ttl_seconds}s), "
                 f"got {self._interval}"
             )
-        by_ref = {manager.ref_for(key): key for key in keys}
-        if not by_ref:
-            raise ValueError("hold() needs at least one resource key")
-        self.refs: tuple[LeaseRef, ...] = tuple(sorted(by_ref))
-        self._keys = by_ref
+        self._keys = _keys_by_lease(manager, keys)
+        self.refs: tuple[LeaseRef, ...] = tuple(sorted(self._keys))
         self._wait = wait
         self._on_lost = on_lost
         self._raise_on_loss = raise_on_loss
@@ -229,9 +226,7 @@ def acquire_all(
 
     >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
     """
-    by_ref = {manager.ref_for(key): key for key in keys}
-    if not by_ref:
-        raise ValueError("at least one resource key is needed")
+    by_ref = _keys_by_lease(manager, keys)
     taken: list[LeaseRef] = []
     try:
         for ref in sorted(by_ref):
@@ -248,6 +243,14 @@ def acquire_all(
             pass
         raise
     return taken
+
+
+def _keys_by_lease(manager: LockHolder, keys: Iterable[ResourceKey]) -> dict[LeaseRef, ResourceKey]:
+    """Each key under its Lease (keys naming one Lease collapse into one lock)."""
+    by_ref = {manager.ref_for(key): key for key in keys}
+    if not by_ref:
+        raise ValueError("at least one resource key is needed")
+    return by_ref
 
 
 class _RanOut(LockError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+import pytest
+
 from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError
-from lockcore.holding import LockLostError, hold
+from lockcore.holding import LockLostError, acquire_all, hold
 from lockcore.naming import LeaseRef, ResourceKey
 
 
@@ -117,3 +119,19 @@ def test_check_reports_loss_while_the_renewer_hangs() -> None:
                 raise AssertionError("check() trusted a lease that ran out")
         finally:
             m.unblock.set()
+
+
+@pytest.mark.parametrize("take", [hold, acquire_all])
+def test_no_keys_is_refused_before_any_call(take: Callable[..., object]) -> None:
+    m = FlakyManager(failures=0)
+    with pytest.raises(ValueError, match="at least one resource key"):
+        take(m, [], "t", 10)
+    assert m.renewals == 0 and m.released == []
+
+
+def test_keys_naming_one_lease_are_one_lock() -> None:
+    m = FlakyManager(failures=0)
+    twin = ResourceKey("", "ConfigMap", "ns", "a")  # same Lease as KEY
+    with hold(m, [KEY, twin], "t", 10) as held:
+        assert held.refs == (LeaseRef("ns", "a"),)
+    assert m.released == [LeaseRef("ns", "a")]
