@@ -115,6 +115,22 @@ def test_second_user_carrying_the_holders_annotation_is_not_proof(
     assert patch_error(alice, guarded, {"data": {"k": "alice"}}) is None
 
 
+def test_largest_objects_are_judged_not_failed(guarded: str, api_client: ApiClientFactory) -> None:
+    """A ConfigMap near etcd's 1.5 MiB request limit makes a review of over 2 MiB
+    (object and oldObject): the webhook must decide it (409 with the lock's message,
+    then allowed with proof), not answer 413 and leave it to failurePolicy."""
+    admin, alice, bob = api_client("admin"), api_client("alice"), api_client("bob")
+    big = "x" * 1_000_000
+    client.CoreV1Api(admin).create_namespaced_config_map(
+        guarded, {"metadata": {"name": "big"}, "data": {"blob": big}}, _preload_content=False)
+    lock(admin, cm(guarded, "big"), "t1", principal="alice")
+    exc = patch_error(bob, guarded, {"data": {"blob": big[:-1] + "y"}}, name="big")
+    assert exc is not None and exc.status == 409, exc
+    assert f"configmap/big -n {guarded}" in message(exc)
+    proof = {"metadata": {"annotations": {TXN: "t1"}}, "data": {"blob": big[:-1] + "z"}}
+    assert patch_error(alice, guarded, proof, name="big") is None
+
+
 def test_expired_lease_allows(guarded: str, api_client: ApiClientFactory) -> None:
     admin, bob = api_client("admin"), api_client("bob")
     make_cm(admin, guarded)
