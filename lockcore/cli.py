@@ -42,6 +42,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lockcore.audit import EVENT_REASON, BlockedWrite
 from lockcore.connect import api_client_from, default_namespace
+from lockcore.editing import StampError, stamp_edit_text
 from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
 from lockcore.holding import acquire_all
 from lockcore.lease import LeaseState, format_micro_time, utcnow
@@ -129,7 +130,7 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
         sub.add_parser("delete", parents=[common, target, txn_required],
                        help="stamp the txn annotation, then kubectl delete")
         sub.add_parser("edit", parents=[common, target, txn_required],
-                       help="kubectl edit; the saved object carries the txn annotation")
+                       help="kubectl edit (YAML, or JSON with -o json); opens with the txn annotation set")
     return parser
 
 
@@ -371,36 +372,39 @@ def _cmd_delete(ctx: _Context) -> int:
 def _cmd_edit(ctx: _Context) -> int:
     original = os.environ.get("KUBE_EDITOR") or os.environ.get("EDITOR") or "vi"
     wrapper = f"{sys.executable} -m lockcore.cli {_EDIT_WRAPPER} {ctx.settings.txn_annotation} {ctx.args.txn}"
-    ctx.kubectl("edit", ctx.args.target, "-o", "json", capture=False,
+    edit_format = "json" if ctx.args.output == "json" else "yaml"
+    ctx.kubectl("edit", ctx.args.target, "-o", edit_format, capture=False,
                 env={"KUBE_EDITOR": wrapper, _WRAPPED_EDITOR_ENV: original})
     return EXIT_OK
 
 
 def _edit_wrapper(argv: list[str]) -> int:
-    """The KUBE_EDITOR kubectl runs: the user's editor, then stamp the annotation.
+    """The KUBE_EDITOR kubectl runs: stamp the annotation, then the user's editor.
 
-    Only a changed file is stamped, so quitting without changes still cancels.
+    The user sees the annotation in the editor. Saving nothing else restores
+    the file kubectl wrote, so quitting without changes still cancels.
     """
     annotation, txn, path = argv
     editor = os.environ.get(_WRAPPED_EDITOR_ENV) or "vi"
-    with open(path, encoding="utf-8") as fh:
-        before = fh.read()
-    code = subprocess.call(["sh", "-c", f'{editor} "$1"', "sh", path])
-    if code != 0:
-        return code
-    with open(path, encoding="utf-8") as fh:
-        after = fh.read()
-    if after == before:
-        return 0
-    body = "\n".join(line for line in after.splitlines() if not line.lstrip().startswith("#"))
+    with open(path, encoding="utf-8", newline="") as fh:
+        original = fh.read()
     try:
-        obj = json.loads(body)
-    except ValueError:
-        return 0  # let kubectl report the user's syntax error as usual
-    obj.setdefault("metadata", {}).setdefault("annotations", {})[annotation] = txn
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=4)
-    return 0
+        stamped = stamp_edit_text(original, annotation, txn)
+    except StampError as exc:
+        print(f"kubectl lock edit: cannot add {annotation}={txn}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _write_text(path, stamped)
+    code = subprocess.call(["sh", "-c", f'{editor} "$1"', "sh", path])
+    with open(path, encoding="utf-8", newline="") as fh:
+        unchanged = fh.read() == stamped
+    if unchanged or code != 0:
+        _write_text(path, original)
+    return code
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
 
 
 _COMMANDS: dict[str, Callable[[_Context], int]] = {

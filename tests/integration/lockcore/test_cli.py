@@ -105,14 +105,31 @@ def test_plugin_apply_delete_and_edit_stamp_the_transaction(
         annotations = core.read_namespaced_config_map(name, namespace).metadata.annotations
         assert annotations["leasegate.io/transaction"] == "t42"
 
-    editor = tmp_path / "editor.sh"
-    editor.write_text('#!/bin/sh\nsed -i \'s/"v"/"edited"/\' "$1"\n')
-    editor.chmod(0o755)
-    kubectl("lock", "edit", "cm/one", "-n", namespace, "--txn", "t77",
-            env=plugin_env(cluster, KUBE_EDITOR=str(editor)))
+    def edit(target: str, sed: str, *flags: str) -> str:
+        """``kubectl lock edit`` with an editor running ``sed``; returns what the editor was shown."""
+        shown = tmp_path / "shown"
+        editor = tmp_path / "editor.sh"
+        editor.write_text(f'#!/bin/sh\ncp "$1" {shown}\nsed -i \'{sed}\' "$1"\n')
+        editor.chmod(0o755)
+        kubectl("lock", "edit", target, "-n", namespace, "--txn", "t77", *flags,
+                env=plugin_env(cluster, KUBE_EDITOR=str(editor)))
+        return shown.read_text()
+
+    # YAML, as kubectl edit shows it: the user sees the stamp and saves an edit.
+    shown = edit("cm/one", "s/^  k: v$/  k: edited/")
+    assert '    leasegate.io/transaction: "t77"' in shown and "\n  k: v\n" in shown
     edited = core.read_namespaced_config_map("one", namespace)
     assert edited.data == {"k": "edited"}
     assert edited.metadata.annotations["leasegate.io/transaction"] == "t77"
+    # JSON with -o json.
+    edit("cm/one", 's/"edited"/"json"/', "-o", "json")
+    assert core.read_namespaced_config_map("one", namespace).data == {"k": "json"}
+    # Quitting without a change cancels: the stamp alone is not written.
+    before = core.read_namespaced_config_map("two", namespace).metadata.resource_version
+    shown = edit("cm/two", "s/^$//")
+    assert "t77" in shown
+    two = core.read_namespaced_config_map("two", namespace).metadata
+    assert two.resource_version == before and two.annotations["leasegate.io/transaction"] == "t42"
 
     kubectl("lock", "delete", "cm/two", "-n", namespace, "--txn", "t42", env=env)
     names = [cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items]
