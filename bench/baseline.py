@@ -17,7 +17,6 @@ import logging.config
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, request
 
@@ -51,11 +50,9 @@ def allow_all_app(*, count: bool = False) -> Flask:
 
 
 def main() -> int:
-    from gunicorn.app.base import BaseApplication
-
     from webhook.certs import generate
     from webhook.logs import log_config
-    from webhook.serve import gunicorn_options, parse_settings
+    from webhook.serve import gunicorn_options, parse_settings, run_gunicorn
 
     settings = parse_settings([])
     logging.config.dictConfig(log_config(settings.log_level))
@@ -63,16 +60,7 @@ def main() -> int:
     paths = generate(Path(settings.cert_dir), settings.service_name, settings.service_namespace)
     options = gunicorn_options(settings, str(paths.cert_file), str(paths.key_file), None)
     options["proc_name"] = "leasegate-baseline"
-
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return allow_all_app(count=os.environ.get("BENCH_BASELINE_COUNT") == "1")
-
-    Server().run()
+    run_gunicorn(settings, options, lambda: allow_all_app(count=os.environ.get("BENCH_BASELINE_COUNT") == "1"))
     return 0
 
 

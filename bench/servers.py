@@ -65,23 +65,11 @@ def start_baseline(workdir: Path, key: str, settings: dict[str, str], *,
 def wait_workers(running: RunningWebhook, count: int, timeout: float = 20.0) -> list[int]:
     """Wait until the gunicorn master has ``count`` workers; returns their pids."""
     deadline = time.monotonic() + timeout
-    pids = worker_pids(running.process.pid)
+    pids = running.worker_pids()
     while len(pids) < count and time.monotonic() < deadline:
         time.sleep(0.1)
-        pids = worker_pids(running.process.pid)
+        pids = running.worker_pids()
     return pids
-
-
-def worker_pids(master: int) -> list[int]:
-    """The gunicorn workers: the master's child processes."""
-    pids: list[int] = []
-    task_dir = Path(f"/proc/{master}/task")
-    for task in task_dir.iterdir() if task_dir.exists() else []:
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return sorted(set(pids))
 
 
 def rss_mb(pid: int) -> float:
@@ -94,6 +82,6 @@ def rss_mb(pid: int) -> float:
 
 def workers_rss(running: RunningWebhook) -> dict[str, float]:
     """RSS per worker (MiB), keyed by pid, plus the master's."""
-    out = {str(pid): rss_mb(pid) for pid in worker_pids(running.process.pid)}
+    out = {str(pid): rss_mb(pid) for pid in running.worker_pids()}
     out["master"] = rss_mb(running.process.pid)
     return out

@@ -109,6 +109,17 @@ class RunningWebhook:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the master's child processes (by parent pid, nothing broader)."""
+        pids: set[int] = set()
+        task_dir = Path(f"/proc/{self.process.pid}/task")
+        for task in task_dir.iterdir() if task_dir.exists() else []:
+            try:
+                pids.update(int(p) for p in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return sorted(pids)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

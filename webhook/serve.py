@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -238,8 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.config.dictConfig(log_config(settings.log_level))
     _prepare_metrics_dir()
 
-    from gunicorn.app.base import BaseApplication
-
     from webhook.certs import generate
 
     ca_pem: bytes | None = None
@@ -250,6 +248,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("generated serving certificate in %s", settings.cert_dir)
     options = gunicorn_options(settings, cert_file, key_file, ca_pem)
 
+    def load() -> Any:
+        from webhook.app import create_app_from_settings
+
+        return create_app_from_settings(settings)
+
+    run_gunicorn(settings, options, load)
+    return 0
+
+
+def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], load: Callable[[], Any]) -> None:
+    """Serve the WSGI app ``load()`` builds in each worker, with ``options``, until shut down.
+
+    The benchmark's allow-everything baseline runs through here too, so it is
+    the same stack in every respect but the app.
+    """
+    from gunicorn.app.base import BaseApplication
+
+    from webhook.allocator import retain_freed_memory
+
+    # Before gunicorn forks: the workers inherit the malloc thresholds.
+    if retain_freed_memory(settings.retain_freed_memory_mib * 1024 * 1024):
+        log.info("malloc keeps up to %d MiB of freed memory per process", settings.retain_freed_memory_mib)
+
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
@@ -257,12 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from webhook.app import create_app_from_settings
-
-            return create_app_from_settings(settings)
+            return load()
 
     Server().run()
-    return 0
 
 
 if __name__ == "__main__":

@@ -82,6 +82,9 @@ class WebhookSettings:
             default (4 MiB) fits a review of the largest object etcd stores
             (object and oldObject of ~1.5 MiB each): a 413 would hand the write to
             failurePolicy instead of the lock check.
+        retain_freed_memory_mib: freed memory each process keeps for the next
+            large review instead of returning it to the kernel (glibc malloc;
+            0 = the C library's defaults). See webhook/allocator.py.
         port / health_port: TLS admission port; plain /healthz, /readyz, /metrics.
         tls_cert_file / tls_key_file: serving certificate (reloaded on change);
             empty means generate a CA and certificate at start.
@@ -121,6 +124,7 @@ class WebhookSettings:
     janus_field_manager: bool = False
     events: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
+    retain_freed_memory_mib: int = 16
     port: int = 8443
     health_port: int = 8080
     tls_cert_file: str = ""
@@ -142,6 +146,8 @@ class WebhookSettings:
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
             raise SettingsError("max_body_bytes must be at least 1024")
+        if not 0 <= self.retain_freed_memory_mib <= 1024:
+            raise SettingsError("retain_freed_memory_mib must be between 0 and 1024")
         if self.lookup_timeout_seconds <= 0:
             raise SettingsError("lookup_timeout_seconds must be positive")
         if self.cache_max_staleness_seconds <= 0:

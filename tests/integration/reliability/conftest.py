@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -58,9 +57,3 @@ def rel_webhook(webhook_factory: WebhookFactory) -> RunningWebhook:  # noqa: F81
     """The webhook under abuse: deny mode, consistent lookups, a small body cap, 2 workers x 4 threads."""
     return webhook_factory(REL_KEY, lease_lookup="consistent", mode="deny", max_body_bytes=65536,
                            workers=2, threads=4)
-
-
-def worker_pids(master: int) -> set[int]:
-    """The gunicorn workers: the master's child processes (by parent pid, nothing broader)."""
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return {int(p) for p in children.read_text().split()} if children.exists() else set()

@@ -21,7 +21,6 @@ from kubernetes import config
 
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory
-from tests.integration.reliability.conftest import worker_pids
 from tests.integration.webhook.conftest import (
     RunningWebhook,
     lock,
@@ -46,8 +45,7 @@ def locked_targets(api_client: ApiClientFactory, namespace: str) -> list[Target]
 def test_worker_killed_under_load(rel_webhook: RunningWebhook, api_client: ApiClientFactory,
                                   namespace: str, figures: Figures) -> None:
     targets = locked_targets(api_client, namespace)
-    master = rel_webhook.process.pid
-    before = worker_pids(master)
+    before = rel_webhook.worker_pids()
     victim = min(before)
     killed: list[float] = []
 
@@ -58,8 +56,8 @@ def test_worker_killed_under_load(rel_webhook: RunningWebhook, api_client: ApiCl
 
     result = run_load(rel_webhook.url, str(rel_webhook.ca_file), namespace, targets, seconds=10,
                       threads=THREADS, during=kill_one)
-    replaced = wait_for(lambda: len(worker_pids(master)) == 2 and victim not in worker_pids(master)
-                        and worker_pids(master), timeout=30)
+    replaced = wait_for(lambda: len(pids := rel_webhook.worker_pids()) == 2 and victim not in pids and pids,
+                        timeout=30)
     after = run_load(rel_webhook.url, str(rel_webhook.ca_file), namespace, targets, seconds=2,
                      threads=THREADS)
     figures(f"worker SIGKILLed under {THREADS}-thread load: {result.ok} answers correct, "

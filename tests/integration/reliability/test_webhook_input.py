@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory
-from tests.integration.reliability.conftest import REL_KEY, worker_pids
+from tests.integration.reliability.conftest import REL_KEY
 from tests.integration.webhook.conftest import (
     RunningWebhook,
     grant_edit,
@@ -66,7 +66,7 @@ BAD = [
 
 def test_bad_requests_get_clear_4xx_and_workers_keep_serving(rel_webhook: RunningWebhook,
                                                               figures: Figures) -> None:
-    workers = worker_pids(rel_webhook.process.pid)
+    workers = rel_webhook.worker_pids()
     assert len(workers) == 2
     for label, payload, content_type, status, fragment in BAD:
         resp = rel_webhook.post(payload, content_type)
@@ -75,7 +75,7 @@ def test_bad_requests_get_clear_4xx_and_workers_keep_serving(rel_webhook: Runnin
         valid_answer(rel_webhook)
     logged = [r for r in rel_webhook.log_records() if "rejected malformed" in str(r.get("message", r))]
     assert len(logged) >= len(BAD), "every rejection is logged"
-    assert worker_pids(rel_webhook.process.pid) == workers, "no worker died or was replaced"
+    assert rel_webhook.worker_pids() == workers, "no worker died or was replaced"
     figures(f"{len(BAD)} kinds of malformed request -> 4xx each, all logged, same 2 workers serving")
 
 
