@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.support.admission import review as sample_review
 from tests.integration.webhook.conftest import (
     RunningWebhook,
     WebhookFactory,
@@ -25,6 +24,7 @@ from tests.integration.webhook.conftest import (
     register_webhook,
     wait_for,
 )
+from tests.support.admission import review as sample_review
 from tools.localcluster import LocalCluster, free_port
 from webhook.certs import generate
 
