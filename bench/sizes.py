@@ -29,13 +29,9 @@ from bench.servers import chart_settings, start_baseline, start_leasegate, wait_
 from bench.stats import percentile
 from lockcore.settings import LockSettings
 from tools.localcluster import running
-from tools.localwebhook import RunningWebhook
+from tools.localwebhook import RunningWebhook, minor_page_faults
 
 REQUESTS, WARMUP = 300, 50
-
-
-def _minor_faults(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[7])
 
 
 def _measure(server: RunningWebhook, body: bytes) -> dict[str, float]:
@@ -47,7 +43,7 @@ def _measure(server: RunningWebhook, body: bytes) -> dict[str, float]:
     try:
         for i in range(WARMUP + REQUESTS):
             if i == WARMUP:
-                faults = _minor_faults(worker)
+                faults = minor_page_faults(worker)
             started = time.perf_counter()
             conn.request("POST", "/validate", body, {"Content-Type": "application/json"})
             answer = conn.getresponse()
@@ -58,7 +54,7 @@ def _measure(server: RunningWebhook, body: bytes) -> dict[str, float]:
     finally:
         conn.close()
     return {"p50_ms": percentile(latencies, 50) * 1000, "p90_ms": percentile(latencies, 90) * 1000,
-            "faults_per_review": (_minor_faults(worker) - faults) / REQUESTS}
+            "faults_per_review": (minor_page_faults(worker) - faults) / REQUESTS}
 
 
 def main() -> int:

@@ -130,6 +130,12 @@ class RunningWebhook:
                 self.process.wait()
 
 
+def minor_page_faults(pid: int) -> int:
+    """Minor page faults of process ``pid`` so far (field 10 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[7])
+
+
 def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
                   command: Sequence[str] = (), extra_env: Mapping[str, str] | None = None,
                   **settings: Any) -> RunningWebhook:

@@ -26,6 +26,7 @@ from tests.integration.webhook.conftest import (
 )
 from tests.support.admission import review as sample_review
 from tools.localcluster import LocalCluster, free_port
+from tools.localwebhook import minor_page_faults
 from webhook.certs import generate
 
 pytestmark = pytest.mark.integration
@@ -147,12 +148,6 @@ def test_rotated_certificate_is_served_without_restart(webhook_factory: WebhookF
     assert running.alive()
 
 
-def minor_faults(pid: int) -> int:
-    """Minor page faults of ``pid`` so far (/proc/<pid>/stat field 10)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rpartition(")")[2].split()[7])
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the thresholds are glibc malloc's")
 def test_large_reviews_reuse_memory_the_worker_kept(webhook_factory: WebhookFactory) -> None:
     """A worker serving 400 KB reviews copies each a dozen times; with the default
@@ -174,8 +169,8 @@ def test_large_reviews_reuse_memory_the_worker_kept(webhook_factory: WebhookFact
                                           headers={"Content-Type": "application/json"})
                     assert answer.status_code == 200 and answer.json()["response"]["allowed"] is True
             send(20)  # warm up: imports, caches, the heap's first growth
-            before = minor_faults(worker)
+            before = minor_page_faults(worker)
             send(50)
-            per_review[retain] = (minor_faults(worker) - before) / 50
+            per_review[retain] = (minor_page_faults(worker) - before) / 50
     print(f"minor page faults per 400 KB review: retain 0 MiB {per_review[0]:.0f}, 16 MiB {per_review[16]:.0f}")
     assert per_review[16] * 4 < per_review[0], per_review
