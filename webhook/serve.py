@@ -42,7 +42,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lockcore.settings import LockSettings, SettingsError
-from webhook.logs import log_config
+from webhook.logs import AccessLogOnDemand, log_config
 from webhook.settings import WebhookSettings
 
 log = logging.getLogger("leasegate.serve")
@@ -221,6 +221,7 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
         "ssl_context": lambda conf, default_factory: reloader.context(),
         "logconfig_dict": log_config(settings.log_level),
         "accesslog": None,
+        "logger_class": AccessLogOnDemand,
         "proc_name": "leasegate-webhook",
         "when_ready": when_ready,
         "post_worker_init": post_worker_init,
