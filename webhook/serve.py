@@ -249,17 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("generated serving certificate in %s", settings.cert_dir)
     options = gunicorn_options(settings, cert_file, key_file, ca_pem)
 
-    def load() -> Any:
+    def build_app() -> Any:
         from webhook.app import create_app_from_settings
 
         return create_app_from_settings(settings)
 
-    run_gunicorn(settings, options, load)
+    run_gunicorn(settings, options, build_app)
     return 0
 
 
-def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], load: Callable[[], Any]) -> None:
-    """Serve the WSGI app ``load()`` builds in each worker, with ``options``, until shut down.
+def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], build_app: Callable[[], Any]) -> None:
+    """Serve the WSGI app ``build_app()`` builds in each worker, with ``options``, until shut down.
 
     The benchmark's allow-everything baseline runs through here too, so it is
     the same stack in every respect but the app.
@@ -279,7 +279,7 @@ def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], load: Ca
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return load()
+            return build_app()
 
     Server().run()
 
