@@ -101,6 +101,8 @@ class LocalCluster:
     apiserver_port: int = 0
     etcd_port: int = 0
     controller_manager: bool = False
+    #: Serve /debug/pprof (admins only), for the benchmark's API server profile.
+    profiling: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -260,7 +262,7 @@ class LocalCluster:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-mode=blocking",
                 "--allow-privileged=true",
-                "--profiling=false",
+                f"--profiling={str(self.profiling).lower()}",
                 "--endpoint-reconciler-type=none",
                 # Resolve webhook/aggregated Services through their EndpointSlices, not
                 # their ClusterIP: with no kube-proxy a ClusterIP (10.0.0.x) would be dialled
@@ -403,13 +405,14 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
 
 
 @contextmanager
-def running(workdir: Path | None = None, *, controller_manager: bool = False) -> Iterator[LocalCluster]:
+def running(workdir: Path | None = None, *, controller_manager: bool = False,
+            profiling: bool = False) -> Iterator[LocalCluster]:
     """Start a cluster for the duration of a ``with`` block."""
     tmp = None
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="leasegate-cluster-")
         workdir = Path(tmp)
-    cluster = LocalCluster(workdir=workdir, controller_manager=controller_manager)
+    cluster = LocalCluster(workdir=workdir, controller_manager=controller_manager, profiling=profiling)
     try:
         cluster.start()
         yield cluster
