@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from lockcore.audit import EVENT_REASON
 from tools.localcluster import BIN_DIR
 from tools.localwebhook import (
     RunningWebhook,
@@ -32,6 +33,7 @@ from tools.localwebhook import (
     guard,
     register_webhook,
     start_webhook,
+    wait_for,
 )
 
 NAMESPACE = "shop"
@@ -61,6 +63,12 @@ def sh(command: str, *, user: str, expect_ok: bool) -> subprocess.CompletedProce
         _failures.append(f"{command!r} as {user}: expected {'success' if expect_ok else 'refusal'}")
         print(f"  !! unexpected exit code {result.returncode}", flush=True)
     return result
+
+
+def blocked_writes_on_record(api: client.ApiClient) -> int:
+    """How many blocked writes the WriteBlocked Events in the demo namespace count."""
+    events = client.CoreV1Api(api).list_namespaced_event(NAMESPACE, field_selector=f"reason={EVENT_REASON}")
+    return sum(event.count or 1 for event in events.items)
 
 
 def main() -> int:
@@ -98,6 +106,9 @@ def main() -> int:
            f"owner=alice leasegate.io/transaction={TXN}", user="alice", expect_ok=True)
 
         step("The audit trail: who was blocked, and by which lock")
+        # The webhook writes Events off the request path (counts flushed every few
+        # seconds): wait until both of bob's refusals are on record.
+        wait_for(lambda: blocked_writes_on_record(admin) >= 2, timeout=30)
         sh(f"kubectl lock audit -n {NAMESPACE}", user="admin", expect_ok=True)
 
         step(f"alice ends {TXN}: the lock is released and bob may write again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,3 +22,5 @@ def test_demo_runs_end_to_end(cluster: LocalCluster) -> None:
     # The blocked write came back through `kubectl lock audit` from the webhook's Event.
     audit = result.stdout.split("kubectl lock audit", 1)[1].split("===", 1)[0]
     assert "bob" in audit and "t42" in audit and "configmap/settings -n shop" in audit
+    # Both of bob's refusals, aggregated into one Event (same object, user, holder, mode).
+    assert re.search(r"\bbob\s+UPDATE\s+configmap/settings -n shop\s+t42\s+\S+\s+deny\s+2\s*$", audit, re.M), audit
