@@ -48,7 +48,7 @@ unit: venv ## unit tests only (no control plane)
 integration: tools ## integration tests only
 	$(PY) -m pytest tests/integration
 
-typecheck: venv ## mypy --strict on lockcore, webhook and the local control plane
+typecheck: venv ## mypy --strict on lockcore, webhook, tools and bench
 	$(PY) -m mypy
 
 lint: venv ## ruff: pyflakes, syntax, import order

@@ -29,6 +29,7 @@ from lockcore.audit import EVENT_REASON
 from tools.localcluster import BIN_DIR
 from tools.localwebhook import (
     RunningWebhook,
+    as_body,
     grant_edit,
     guard,
     register_webhook,
@@ -73,13 +74,14 @@ def blocked_writes_on_record(api: client.ApiClient) -> int:
 
 def main() -> int:
     kubeconfig = Path(os.environ["KUBECONFIG"])
-    admin = config.new_client_from_config(config_file=str(kubeconfig), context="admin")
+    admin = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), context="admin")
     workdir = Path(tempfile.mkdtemp(prefix="leasegate-demo-"))
 
     step("Start the webhook (gunicorn, TLS) and register it with the API server")
     webhook: RunningWebhook = start_webhook(workdir, kubeconfig, "demo", lease_lookup="cached")
     print(f"  webhook at {webhook.url}, CA {webhook.ca_file}")
-    client.CoreV1Api(admin).create_namespace({"metadata": {"name": NAMESPACE}})
+    client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": NAMESPACE}}))
     grant_edit(admin, NAMESPACE, locks=True)
     vwc = register_webhook(admin, webhook)
     guard(admin, NAMESPACE, webhook.key)

@@ -130,6 +130,15 @@ class RunningWebhook:
                 self.process.wait()
 
 
+def as_body(manifest: dict[str, Any]) -> Any:
+    """``manifest`` as a request body for the official client's typed methods.
+
+    The client sends a plain dict as it is; its annotations name only its
+    model classes (V1Namespace...), which these helpers do not need.
+    """
+    return manifest
+
+
 def minor_page_faults(pid: int) -> int:
     """Minor page faults of process ``pid`` so far (field 10 of /proc/<pid>/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -212,7 +221,7 @@ def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_
     except ApiException as exc:
         if exc.status != 404:
             raise
-    admission.create_validating_webhook_configuration(body, _preload_content=False)
+    admission.create_validating_webhook_configuration(as_body(body), _preload_content=False)
     _wait_called(api, running)
     return name
 
@@ -221,13 +230,13 @@ def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float 
     """Dry-run writes in a guarded namespace until the webhook's decision counter moves."""
     core = client.CoreV1Api(api)
     namespace = f"probe-{running.key}-{uuid.uuid4().hex[:6]}"[:63]
-    core.create_namespace({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}},
+    core.create_namespace(as_body({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}}),
                           _preload_content=False)
     before = running.metric("leasegate_admission_decisions_total")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            core.create_namespaced_config_map(namespace, {"metadata": {"name": "probe"}}, dry_run="All",
+            core.create_namespaced_config_map(namespace, as_body({"metadata": {"name": "probe"}}), dry_run="All",
                                               _preload_content=False)
         except ApiException:
             pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
@@ -257,15 +266,15 @@ def grant_edit(api: client.ApiClient, namespace: str, group: str = "developers",
         rules.append({"apiGroups": ["coordination.k8s.io"], "verbs": ["*"], "resources": ["leases"]})
         rules.append({"apiGroups": [""], "verbs": ["get", "list", "watch"], "resources": ["events"]})
     rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_namespaced_role(namespace, {
+    rbac.create_namespaced_role(namespace, as_body({
         "metadata": {"name": "developers-edit"},
         "rules": rules,
-    }, _preload_content=False)
-    rbac.create_namespaced_role_binding(namespace, {
+    }), _preload_content=False)
+    rbac.create_namespaced_role_binding(namespace, as_body({
         "metadata": {"name": "developers-edit"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "developers-edit"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
-    }, _preload_content=False)
+    }), _preload_content=False)
 
 
 def lock(api: client.ApiClient, key: ResourceKey, txn: str, *, principal: str = "alice",
@@ -286,7 +295,7 @@ def lock(api: client.ApiClient, key: ResourceKey, txn: str, *, principal: str = 
     except ApiException as exc:
         if exc.status != 404:
             raise
-    leases.create_namespaced_lease(ref.namespace, body, _preload_content=False)
+    leases.create_namespaced_lease(ref.namespace, as_body(body), _preload_content=False)
 
 
 def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | None = None) -> None:
@@ -300,7 +309,7 @@ def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | Non
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:
     try:
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}}, _preload_content=False)
+        client.CoreV1Api(api).create_namespace(as_body({"metadata": {"name": name}}), _preload_content=False)
     except ApiException as exc:
         if exc.status != 409:
             raise
