@@ -94,6 +94,7 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                     pass
             return _bad(ReviewError(413, f"request body of {length} bytes exceeds the limit of {max_body}"))
         body = request.stream.read(max_body + 1)
+        metrics.REQUEST_BYTES.observe(len(body))
         try:
             req = parse_review(body, request.content_type, max_body_bytes=max_body)
         except ReviewError as exc:

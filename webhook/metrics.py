@@ -36,6 +36,11 @@ DURATION = Histogram(
     "Time to answer an admission review, from body read to response built.",
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5),
 )
+REQUEST_BYTES = Histogram(
+    "leasegate_admission_request_bytes",
+    "Size of the admission request bodies read (object and oldObject make most of it).",
+    buckets=(4096, 16384, 65536, 262144, 1048576, 4194304),
+)
 BAD_REQUESTS = Counter(
     "leasegate_admission_bad_requests_total",
     "Requests that were not a valid AdmissionReview, by HTTP status.",

@@ -83,6 +83,11 @@ def test_health_readiness_and_metrics(deny_webhook: RunningWebhook) -> None:
     ready = deny_webhook.health("/readyz")
     assert ready.status_code == 200 and "HTTP 200" in ready.text
     assert "leasegate_admission_decisions_total" in deny_webhook.metrics()
+    sized = deny_webhook.metric("leasegate_admission_request_bytes_count")
+    body = json.dumps(review()).encode()
+    assert deny_webhook.post(body).status_code == 200
+    assert deny_webhook.metric("leasegate_admission_request_bytes_count") >= sized + 1
+    assert deny_webhook.metric("leasegate_admission_request_bytes_bucket", le="4096.0") >= 1
 
 
 def test_not_ready_and_lookup_failure_when_the_api_server_is_unreachable(
