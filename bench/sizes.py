@@ -62,10 +62,10 @@ def main() -> int:
     settings = {**chart_settings(), "workers": "1"}
     lock_settings = LockSettings()
     with running(workdir / "cluster") as cluster:
-        api = admin_client(cluster.kubeconfig_for("admin"))
+        kubeconfig = cluster.kubeconfig_for("admin")
+        api = admin_client(kubeconfig)
         bodies = {obj.size: json.dumps(review(obj, lock_settings, 1)).encode()
                   for obj in create_objects(api, lock_settings) if obj.state == "unlocked"}
-        kubeconfig = cluster.kubeconfig_for("admin")
         servers = {
             "leasegate": start_leasegate(workdir, kubeconfig, "sizes-lg", settings),
             "leasegate, retain 0": start_leasegate(workdir, kubeconfig, "sizes-lg0", settings,

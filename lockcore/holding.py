@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol
 
@@ -109,8 +109,8 @@ class HeldLocks:
         self._last_error: dict[LeaseRef, LeaseOpError] = {}
 
     def __enter__(self) -> HeldLocks:
-        acquire_all(self._manager, self._keys.values(), self.txn, self.ttl, wait=self._wait,
-                    on_acquired=self._renewed_at.__setitem__)
+        _acquire_in_order(self._manager, self._keys, self.txn, self.ttl, wait=self._wait,
+                          on_acquired=self._renewed_at.__setitem__)
         self._threads = [
             threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
             for role, loop in (("renew", self._renew_loop), ("watch", self._watch_loop))
@@ -226,7 +226,20 @@ def acquire_all(
 
     >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
     """
-    by_ref = _keys_by_lease(manager, keys)
+    return _acquire_in_order(manager, _keys_by_lease(manager, keys), txn, ttl, wait=wait,
+                             on_acquired=on_acquired)
+
+
+def _acquire_in_order(
+    manager: LockHolder,
+    by_ref: Mapping[LeaseRef, ResourceKey],
+    txn: str,
+    ttl: Timeout,
+    *,
+    wait: float | None,
+    on_acquired: Callable[[LeaseRef, float], None] | None,
+) -> list[LeaseRef]:
+    """:func:`acquire_all` for keys already mapped to their Leases."""
     taken: list[LeaseRef] = []
     try:
         for ref in sorted(by_ref):
