@@ -17,10 +17,15 @@ cover all namespaces unless ``-n`` is given.
 
 Exit codes:
     0  success (``status`` also exits 0 when the object is not locked)
-    1  an API or kubectl call failed
+    1  an API or kubectl call failed (a lock's namespace that does not exist, too)
     2  usage error: bad arguments, unknown resource type, invalid name or ttl
     3  the lock is held by another transaction (AlreadyLockedError)
     4  the lock has expired or is gone (LockExpiredError, on ``renew``)
+    5  no cluster to talk to: no kubeconfig, a missing kubeconfig file, an unknown
+       ``--context``, or an API server that does not answer
+
+Every failure is one line on stderr, ``error: ...``, as kubectl prints it;
+usage errors add ``See 'kubectl lock acquire --help' for usage.``
 """
 
 from __future__ import annotations
@@ -35,15 +40,24 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.audit import EVENT_REASON, BlockedWrite
-from lockcore.connect import api_client_from, default_namespace
+from lockcore.connect import api_client_from, default_namespace, unreachable
 from lockcore.editing import StampError, stamp_edit_text
-from lockcore.errors import AlreadyLockedError, LockError, LockExpiredError
+from lockcore.errors import (
+    AlreadyLockedError,
+    ClusterConfigError,
+    ClusterUnreachableError,
+    LeaseOpError,
+    LockError,
+    LockExpiredError,
+    NamespaceNotFoundError,
+)
 from lockcore.holding import acquire_all
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
@@ -51,7 +65,7 @@ from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_obj
 from lockcore.resources import Discovery
 from lockcore.settings import LockSettings, Profile, SettingsError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_EXPIRED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_EXPIRED, EXIT_NO_CLUSTER = 0, 1, 2, 3, 4, 5
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _EDIT_WRAPPER = "_edit-wrapper"
@@ -60,6 +74,13 @@ _WRAPPED_EDITOR_ENV = "LEASEGATE_WRAPPED_EDITOR"
 
 class UsageError(Exception):
     """Bad command-line input (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is kubectl's two lines, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}\nSee '{self.prog} --help' for usage.\n")
 
 
 def parse_duration(text: str) -> float:
@@ -88,7 +109,7 @@ def _txn(text: str) -> str:
 
 def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     """The argument parser for ``lockcore`` (or, with ``plugin``, ``kubectl lock``)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--kubeconfig", help="path to the kubeconfig file")
     common.add_argument("--context", help="the kubeconfig context to use")
     common.add_argument("-n", "--namespace", help="namespace of the object (default: the context's)")
@@ -96,19 +117,21 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
                         "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
     common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
-    txn_required = argparse.ArgumentParser(add_help=False)
+    txn_required = _Parser(add_help=False)
     txn_required.add_argument("--txn", required=True, type=_txn, help="transaction name")
-    target = argparse.ArgumentParser(add_help=False)
+    target = _Parser(add_help=False)
     target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
-    targets = argparse.ArgumentParser(add_help=False)
+    targets = _Parser(add_help=False)
     targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
                          help="one or more objects, e.g. deployment/web cm/web-config")
-    ttl = argparse.ArgumentParser(add_help=False)
+    ttl = _Parser(add_help=False)
     ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
 
-    parser = argparse.ArgumentParser(
+    # Subparsers are made with the parent's class, so every level reports errors kubectl-style.
+    parser = _Parser(
         prog=prog, description="Lease-based transaction locks on Kubernetes objects.",
-        epilog="exit codes: 0 ok, 1 API error, 2 usage, 3 locked by another txn, 4 expired/gone",
+        epilog="exit codes: 0 ok, 1 API error, 2 usage, 3 locked by another txn, 4 expired/gone, "
+               "5 no cluster (kubeconfig, context, server unreachable)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     acquire = sub.add_parser("acquire", parents=[common, targets, txn_required, ttl],
@@ -153,24 +176,53 @@ def _run(prog: str, argv: list[str], *, plugin: bool) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
+    ctx: _Context | None = None
     try:
-        return _COMMANDS[args.command](_Context(args))
-    except AlreadyLockedError as exc:
-        _fail(exc)
-        return EXIT_LOCKED
-    except LockExpiredError as exc:
-        _fail(exc)
-        return EXIT_EXPIRED
-    except (InvalidKeyError, SettingsError, UsageError, ValueError) as exc:
-        _fail(exc)
-        return EXIT_USAGE
-    except (LockError, ApiException, OSError, subprocess.CalledProcessError) as exc:
-        _fail(exc)
-        return EXIT_ERROR
+        ctx = _Context(args)
+        return _COMMANDS[args.command](ctx)
+    except _HANDLED as exc:
+        error = _explain(exc, ctx)
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return next(code for kinds, code in _EXIT_CODES if isinstance(error, kinds))
 
 
-def _fail(exc: BaseException) -> None:
-    print(f"error: {exc}", file=sys.stderr)
+# First match wins: the specific lock errors before LockError, their base.
+_EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
+    ((AlreadyLockedError,), EXIT_LOCKED),
+    ((LockExpiredError,), EXIT_EXPIRED),
+    ((ClusterConfigError, ClusterUnreachableError), EXIT_NO_CLUSTER),
+    ((InvalidKeyError, SettingsError, UsageError, ValueError), EXIT_USAGE),
+    ((LockError, ApiException, OSError, subprocess.CalledProcessError, urllib3.exceptions.HTTPError),
+     EXIT_ERROR),
+)
+_HANDLED = tuple(kind for kinds, _code in _EXIT_CODES for kind in kinds)
+
+
+def _explain(exc: BaseException, ctx: _Context | None) -> BaseException:
+    """The error the user should see: what a low-level failure means for them."""
+    server = ctx.server() if ctx is not None else ""
+    gone = unreachable(exc, server) if server else None
+    if gone is not None:
+        gone.__cause__ = exc
+        return gone
+    if isinstance(exc, LeaseOpError) and exc.op == "creating" and exc.status == 404:
+        # A Lease can be missing only as an object; a 404 on create means its namespace is.
+        missing = NamespaceNotFoundError(exc.namespace)
+        missing.__cause__ = exc
+        return missing
+    return exc
+
+
+def _message(exc: BaseException) -> str:
+    """One line: an API error as the server's own message (kubectl's), not the raw HTTP dump."""
+    if not isinstance(exc, ApiException):
+        return str(exc)
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    text = status.get("message") if isinstance(status, dict) else None
+    return f"{text} ({exc.reason})" if text else f"{exc.reason} (HTTP {exc.status})"
 
 
 class _Context:
@@ -183,6 +235,10 @@ class _Context:
             profile=Profile(args.profile) if args.profile else None,
         )
         self._api: Any = None
+
+    def server(self) -> str:
+        """The API server's URL, once a client exists ("" before)."""
+        return str(self._api.configuration.host) if self._api is not None else ""
 
     @property
     def api(self) -> Any:
@@ -372,8 +428,10 @@ def _cmd_delete(ctx: _Context) -> int:
 def _cmd_edit(ctx: _Context) -> int:
     original = os.environ.get("KUBE_EDITOR") or os.environ.get("EDITOR") or "vi"
     wrapper = f"{sys.executable} -m lockcore.cli {_EDIT_WRAPPER} {ctx.settings.txn_annotation} {ctx.args.txn}"
-    edit_format = "json" if ctx.args.output == "json" else "yaml"
-    ctx.kubectl("edit", ctx.args.target, "-o", edit_format, capture=False,
+    # kubectl edit's -o is both the format edited and what it prints afterwards; YAML is its
+    # default and leaves the output "configmap/x edited". -o json edits and prints JSON.
+    edit_format = ["-o", "json"] if ctx.args.output == "json" else []
+    ctx.kubectl("edit", ctx.args.target, *edit_format, capture=False,
                 env={"KUBE_EDITOR": wrapper, _WRAPPED_EDITOR_ENV: original})
     return EXIT_OK
 

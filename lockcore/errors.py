@@ -74,3 +74,60 @@ class LeaseOpError(LockError):
         reason = getattr(cause, "reason", None) or cause.__class__.__name__
         code = f" (HTTP {self.status})" if self.status else ""
         super().__init__(f"{op} lease {where}: {reason}{code}")
+
+
+class ClusterConfigError(LockError):
+    """No usable way to reach a cluster: no kubeconfig, a missing file, an unknown context.
+
+    ``kubeconfig`` is the path (or ``$KUBECONFIG`` list) that was tried, ``""``
+    when none was; ``context`` the context asked for. A loader error is
+    ``__cause__``.
+
+    >>> str(ClusterConfigError('context "nope" does not exist', context="nope"))
+    'context "nope" does not exist'
+    """
+
+    def __init__(self, detail: str, *, kubeconfig: str = "", context: str = "") -> None:
+        self.detail = detail
+        self.kubeconfig = kubeconfig
+        self.context = context
+        super().__init__(detail)
+
+
+class ClusterUnreachableError(LockError):
+    """The API server did not answer at all (refused, timed out, TLS or DNS failure).
+
+    ``server`` is the URL tried; the transport error is ``__cause__`` (and ``cause``).
+
+    >>> str(ClusterUnreachableError("https://127.0.0.1:1", ConnectionRefusedError()))
+    'cannot reach the API server at https://127.0.0.1:1: connection refused'
+    """
+
+    def __init__(self, server: str, cause: BaseException) -> None:
+        self.server = server
+        self.cause = cause
+        super().__init__(f"cannot reach the API server at {server}: {_transport_reason(cause)}")
+
+
+class NamespaceNotFoundError(LockError):
+    """A lock's Lease cannot be created because its namespace does not exist.
+
+    >>> str(NamespaceNotFoundError("nope"))
+    'namespace "nope" not found'
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        super().__init__(f'namespace "{namespace}" not found')
+
+
+def _transport_reason(cause: BaseException) -> str:
+    """A short reason for a transport failure, from the innermost error that says one."""
+    text = f"{cause!r} {cause}".lower()
+    for needle, reason in (("refused", "connection refused"), ("timed out", "timed out"),
+                           ("timeout", "timed out"), ("certificate", "TLS certificate not trusted"),
+                           ("name or service not known", "unknown host"),
+                           ("nodename nor servname", "unknown host")):
+        if needle in text:
+            return reason
+    return str(cause) or cause.__class__.__name__

@@ -14,7 +14,7 @@ VENV_BIN = Path(sys.executable).parent
 
 def plugin_env(cluster: LocalCluster, user: str = "admin", **extra: str) -> dict[str, str]:
     """kubectl's view of PATH once the package is installed: the venv's bin holds kubectl-lock."""
-    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig_for(user)), **extra)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_for(user)), **extra}
     env["PATH"] = f"{VENV_BIN}:{BIN_DIR}:{env['PATH']}"
     return env
 

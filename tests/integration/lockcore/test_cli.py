@@ -68,7 +68,11 @@ def test_acquire_of_several_objects_is_all_or_nothing(cluster: LocalCluster, nam
 
 def test_cli_usage_errors_exit_2(cluster: LocalCluster, namespace: str) -> None:
     assert lockcore(cluster, "acquire", "nosuchtype/x", "-n", namespace, "--txn", "t", "--ttl", "1m").returncode == 2
-    assert lockcore(cluster, "acquire", "cm/x", "-n", namespace, "--txn", "bad txn", "--ttl", "1m").returncode == 2
+    bad_txn = lockcore(cluster, "acquire", "cm/x", "-n", namespace, "--txn", "bad txn", "--ttl", "1m")
+    assert bad_txn.returncode == 2
+    # kubectl's form: the message, then where the usage is; not the usage block itself.
+    assert bad_txn.stderr.startswith("error: argument --txn: ") and "usage:" not in bad_txn.stderr
+    assert bad_txn.stderr.endswith("\nSee 'lockcore acquire --help' for usage.\n")
     assert lockcore(cluster, "acquire", "cm/x", "-n", namespace, "--txn", "t", "--ttl", "0").returncode == 2
 
 
@@ -105,29 +109,32 @@ def test_plugin_apply_delete_and_edit_stamp_the_transaction(
         annotations = core.read_namespaced_config_map(name, namespace).metadata.annotations
         assert annotations["leasegate.io/transaction"] == "t42"
 
-    def edit(target: str, sed: str, *flags: str) -> str:
-        """``kubectl lock edit`` with an editor running ``sed``; returns what the editor was shown."""
+    def edit(target: str, sed: str, *flags: str) -> tuple[str, str]:
+        """``kubectl lock edit`` with an editor running ``sed``; returns what the editor was shown, and stdout."""
         shown = tmp_path / "shown"
         editor = tmp_path / "editor.sh"
         editor.write_text(f'#!/bin/sh\ncp "$1" {shown}\nsed -i \'{sed}\' "$1"\n')
         editor.chmod(0o755)
-        kubectl("lock", "edit", target, "-n", namespace, "--txn", "t77", *flags,
-                env=plugin_env(cluster, KUBE_EDITOR=str(editor)))
-        return shown.read_text()
+        done = kubectl("lock", "edit", target, "-n", namespace, "--txn", "t77", *flags,
+                       env=plugin_env(cluster, KUBE_EDITOR=str(editor)))
+        return shown.read_text(), done.stdout
 
-    # YAML, as kubectl edit shows it: the user sees the stamp and saves an edit.
-    shown = edit("cm/one", "s/^  k: v$/  k: edited/")
+    # YAML, as kubectl edit shows it: the user sees the stamp and saves an edit; the output is
+    # kubectl edit's own line, not the object.
+    shown, printed = edit("cm/one", "s/^  k: v$/  k: edited/")
     assert '    leasegate.io/transaction: "t77"' in shown and "\n  k: v\n" in shown
+    assert printed == "configmap/one edited\n"
     edited = core.read_namespaced_config_map("one", namespace)
     assert edited.data == {"k": "edited"}
     assert edited.metadata.annotations["leasegate.io/transaction"] == "t77"
-    # JSON with -o json.
-    edit("cm/one", 's/"edited"/"json"/', "-o", "json")
+    # JSON with -o json: kubectl edit -o json edits JSON and prints the edited object.
+    _, printed = edit("cm/one", 's/"edited"/"json"/', "-o", "json")
     assert core.read_namespaced_config_map("one", namespace).data == {"k": "json"}
-    # Quitting without a change cancels: the stamp alone is not written.
+    assert json.loads(printed)["data"] == {"k": "json"}
+    # Quitting without a change cancels: the stamp alone is not written, and nothing is printed.
     before = core.read_namespaced_config_map("two", namespace).metadata.resource_version
-    shown = edit("cm/two", "s/^$//")
-    assert "t77" in shown
+    shown, printed = edit("cm/two", "s/^$//")
+    assert "t77" in shown and printed == ""
     two = core.read_namespaced_config_map("two", namespace).metadata
     assert two.resource_version == before and two.annotations["leasegate.io/transaction"] == "t42"
 
