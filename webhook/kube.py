@@ -16,14 +16,14 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 
+from lockcore.connect import api_client_from
 from webhook.settings import WebhookSettings
 
 
@@ -44,17 +44,11 @@ def api_client(settings: WebhookSettings) -> client.ApiClient:
     """An official ApiClient: in-cluster when running in a Pod, else the kubeconfig.
 
     ``settings.kubeconfig`` (or ``KUBECONFIG``) wins over in-cluster config so a
-    webhook run outside the cluster (tests, development) is explicit.
+    webhook run outside the cluster (tests, development) is explicit. The
+    choice is :func:`lockcore.connect.api_client_from`'s, the one lockcore and
+    its CLI make, asked to prefer the pod's service account.
     """
-    path = settings.kubeconfig or os.environ.get("KUBECONFIG", "")
-    if not path and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        cfg = client.Configuration()
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        return client.ApiClient(cfg)
-    made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=path or None
-    )
-    return made
+    return api_client_from(settings.kubeconfig or None, in_cluster_first=True)
 
 
 class KubeHttp:
