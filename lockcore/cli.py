@@ -38,15 +38,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NoReturn
 
 import urllib3
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.audit import EVENT_REASON, BlockedWrite
+from lockcore.audit import list_blocked_writes
 from lockcore.connect import api_client_from, default_namespace, unreachable
 from lockcore.editing import StampError, stamp_edit_text
 from lockcore.errors import (
@@ -379,24 +377,7 @@ def _cmd_list(ctx: _Context) -> int:
 
 
 def _cmd_audit(ctx: _Context) -> int:
-    events = client.CoreV1Api(ctx.api)
-    selector = f"reason={EVENT_REASON}"
-    response: Any  # the raw HTTP response (_preload_content=False)
-    if ctx.args.namespace:
-        response = events.list_namespaced_event(ctx.args.namespace, field_selector=selector,
-                                                _preload_content=False)
-    else:
-        response = events.list_event_for_all_namespaces(field_selector=selector,
-                                                        _preload_content=False)
-    items = []
-    for event in json.loads(response.data).get("items") or []:
-        write = BlockedWrite.from_annotations((event.get("metadata") or {}).get("annotations") or {})
-        if ctx.args.txn and ctx.args.txn not in (write.holder, write.declared_txn):
-            continue
-        when = (event.get("lastTimestamp") or event.get("eventTime")
-                or (event.get("metadata") or {}).get("creationTimestamp") or "")
-        items.append({"time": str(when), "count": int(event.get("count") or 1), **asdict(write)})
-    items.sort(key=lambda i: i["time"])
+    items = [entry.as_json() for entry in list_blocked_writes(ctx.api, ctx.args.namespace, ctx.args.txn)]
     rows = [["TIME", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "COUNT"]] + [
         [i["time"], i["user"], i["operation"],
          describe_object(i["group"], i["kind"], i["namespace"], i["name"]),

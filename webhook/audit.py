@@ -7,10 +7,11 @@ contains an object body:
 * ``auditAnnotations`` on the AdmissionResponse (:func:`audit_annotations`),
   which the API server writes into its own audit log as
   ``<webhook name>/<key>``;
-* a ``WriteBlocked`` Event on the object (:class:`EventRecorder`), built from
-  :class:`lockcore.audit.BlockedWrite` (so ``lockcore audit`` reads it back),
-  emitted by a background thread, aggregated per object + user + holder within
-  ``event_window_seconds`` across workers and replicas, and never for dryRun requests.
+* a ``WriteBlocked`` Event on the object (:class:`EventRecorder`), built by
+  :func:`lockcore.audit.event_body` (``lockcore audit`` parses it with the same
+  module); this module only queues it and writes it from a background thread,
+  aggregated per object + user + holder within ``event_window_seconds`` across
+  workers and replicas, and never for dryRun requests.
 
 Example::
 
@@ -29,9 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from lockcore.audit import EVENT_COMPONENT, EVENT_REASON, BlockedWrite
+from lockcore.audit import BlockedWrite, event_body, event_time
 from lockcore.lease import utcnow
 from webhook.decision import Verdict
 from webhook.kube import KubeError, KubeHttp, events_path
@@ -218,7 +218,9 @@ class EventRecorder:
         hint = _NOT_NAME.sub("-", rec.name[:200].lower()).strip("-.") or "object"
         name = f"{hint}.leasegate.{digest}"
         status, body = kube.request_json("POST", events_path(namespace), timeout=10,
-                                         body=self._event(rec, item, name, namespace))
+                                         body=event_body(rec, name=name, namespace=namespace, at=item.at,
+                                                         api_version=item.api_version,
+                                                         object_uid=item.object_uid))
         if status == 201:
             pending, outcome = 0, "created"
         elif status == 409:
@@ -255,7 +257,7 @@ class EventRecorder:
             patch = {
                 "metadata": {"resourceVersion": (event.get("metadata") or {}).get("resourceVersion")},
                 "count": int(event.get("count") or 1) + pending,
-                "lastTimestamp": last_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "lastTimestamp": event_time(last_at),
             }
             status, body = kube.request_json("PATCH", path, timeout=10, body=patch,
                                              content_type="application/merge-patch+json")
@@ -264,28 +266,3 @@ class EventRecorder:
             if status != 409:
                 raise KubeError(path, status, str(body)[:300])
         raise KubeError(path, 409, "event kept changing under us")
-
-    @staticmethod
-    def _event(rec: BlockedWrite, item: _Blocked, name: str, namespace: str) -> dict[str, Any]:
-        stamp = item.at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        involved: dict[str, Any] = {"apiVersion": item.api_version, "kind": rec.kind, "name": rec.name}
-        if rec.namespace:
-            involved["namespace"] = rec.namespace
-        if item.object_uid:
-            involved["uid"] = item.object_uid
-        return {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace, "annotations": rec.annotations()},
-            "involvedObject": involved,
-            "reason": EVENT_REASON,
-            "message": rec.message(),
-            "type": "Warning",
-            "source": {"component": EVENT_COMPONENT},
-            "reportingComponent": EVENT_COMPONENT,
-            "reportingInstance": EVENT_COMPONENT,
-            "action": f"{rec.operation.title()}Blocked",
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }

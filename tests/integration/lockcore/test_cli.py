@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from lockcore.audit import EVENT_REASON, BlockedWrite
+from lockcore.audit import BlockedWrite, event_body
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.support.cli import VENV_BIN, lockcore, plugin_env
 from tools.localcluster import LocalCluster
@@ -152,12 +153,11 @@ def test_plugin_audit_reads_blocked_write_events(
     other = BlockedWrite(**{**vars(blocked), "holder": "t9", "user": "carol"})
     core = client.CoreV1Api(api_client("admin"))
     for i, write in enumerate((blocked, other)):
-        core.create_namespaced_event(namespace, client.CoreV1Event.from_dict({
-            "metadata": {"name": f"settings.blocked{i}", "annotations": write.annotations()},
-            "involvedObject": {"kind": "ConfigMap", "namespace": namespace, "name": "settings"},
-            "reason": EVENT_REASON, "message": write.message(), "type": "Warning",
-            "lastTimestamp": "2026-01-01T00:00:0%dZ" % i, "count": 1,
-        }))
+        # The Event exactly as the webhook builds it.
+        at = datetime(2026, 1, 1, 0, 0, i, tzinfo=timezone.utc)
+        core.create_namespaced_event(namespace, event_body(write, name=f"settings.blocked{i}",
+                                                           namespace=namespace, at=at, api_version="v1"),
+                                     _preload_content=False)
     env = plugin_env(cluster)
     shown = json.loads(kubectl("lock", "audit", "-n", namespace, "--txn", "t42", "-o", "json", env=env).stdout)
     assert [(i["user"], i["holder"], i["reason"]) for i in shown["items"]] == [("bob", "t42", "not-in-transaction")]
