@@ -84,6 +84,7 @@ class HeldLocks:
         on_lost: Callable[[LockLostError], None] | None = None,
         wait: float | None = None,
         raise_on_loss: bool = True,
+        fence: bool = True,
     ) -> None:
         self._manager = manager
         self.txn = validate_txn(txn)
@@ -98,6 +99,7 @@ class HeldLocks:
         self._keys = _keys_by_lease(manager, keys)
         self.refs: tuple[LeaseRef, ...] = tuple(sorted(self._keys))
         self._wait = wait
+        self._fence = fence
         self._on_lost = on_lost
         self._raise_on_loss = raise_on_loss
         self.lost = threading.Event()
@@ -109,7 +111,7 @@ class HeldLocks:
         self._last_error: dict[LeaseRef, LeaseOpError] = {}
 
     def __enter__(self) -> HeldLocks:
-        _acquire_in_order(self._manager, self._keys, self.txn, self.ttl, wait=self._wait,
+        _acquire_in_order(self._manager, self._keys, self.txn, self.ttl, wait=self._wait, fence=self._fence,
                           on_acquired=self._renewed_at.__setitem__)
         self._threads = [
             threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
@@ -215,6 +217,7 @@ def acquire_all(
     *,
     wait: float | None = None,
     on_acquired: Callable[[LeaseRef, float], None] | None = None,
+    fence: bool = True,
 ) -> list[LeaseRef]:
     """Lock every key for ``txn``, all or nothing, in sorted Lease order.
 
@@ -226,7 +229,7 @@ def acquire_all(
 
     >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
     """
-    return _acquire_in_order(manager, _keys_by_lease(manager, keys), txn, ttl, wait=wait,
+    return _acquire_in_order(manager, _keys_by_lease(manager, keys), txn, ttl, wait=wait, fence=fence,
                              on_acquired=on_acquired)
 
 
@@ -237,6 +240,7 @@ def _acquire_in_order(
     ttl: Timeout,
     *,
     wait: float | None,
+    fence: bool,
     on_acquired: Callable[[LeaseRef, float], None] | None,
 ) -> list[LeaseRef]:
     """:func:`acquire_all` for keys already mapped to their Leases."""
@@ -244,7 +248,7 @@ def _acquire_in_order(
     try:
         for ref in sorted(by_ref):
             started = time.monotonic()
-            manager.acquire(by_ref[ref], txn, ttl, wait=wait)
+            manager.acquire(by_ref[ref], txn, ttl, wait=wait, fence=fence)
             taken.append(ref)
             if on_acquired is not None:
                 on_acquired(ref, started)

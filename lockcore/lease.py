@@ -29,20 +29,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lockcore.kube import (
+    LEASE_API_VERSION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRINCIPAL_ANNOTATION,
+    RESOURCE_ANNOTATION,
+    format_micro_time,
+)
 from lockcore.naming import ResourceKey, validate_txn
-from lockcore.settings import Profile
+from lockcore.profiles import LockProfile, Profile
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "leasegate"
-PRINCIPAL_ANNOTATION = "leasegate.io/holder-principal"
-RESOURCE_ANNOTATION = "leasegate.io/resource"
-_TXN_LABEL = {Profile.LEASEGATE: "leasegate.io/transaction", Profile.JANUS: "janus.io/transaction"}
+__all__ = ["LeaseState", "format_micro_time", "lease_body", "lease_seconds", "parse_time", "txn_label",
+           "utcnow"]
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 
 def txn_label(profile: Profile) -> str:
     """The Lease label holding the transaction name under ``profile``."""
-    return _TXN_LABEL[profile]
+    return LockProfile.of(profile).txn_label
 
 
 def lease_seconds(timeout: float | timedelta) -> int:
@@ -65,11 +70,6 @@ def lease_seconds(timeout: float | timedelta) -> int:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def format_micro_time(moment: datetime) -> str:
-    """RFC 3339 with microseconds, the wire form of a Lease's MicroTime."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -188,7 +188,7 @@ def lease_body(
     if resource_version:
         metadata["resourceVersion"] = resource_version
     return {
-        "apiVersion": "coordination.k8s.io/v1",
+        "apiVersion": LEASE_API_VERSION,
         "kind": "Lease",
         "metadata": metadata,
         "spec": {

@@ -50,15 +50,10 @@ from lockcore.errors import (
     LockError,
     LockExpiredError,
 )
+from lockcore.fence import Fence, FenceError
 from lockcore.identity import who_am_i
-from lockcore.lease import (
-    LeaseState,
-    format_micro_time,
-    lease_body,
-    lease_seconds,
-    txn_label,
-    utcnow,
-)
+from lockcore.kube import format_micro_time
+from lockcore.lease import LeaseState, lease_body, lease_seconds, utcnow
 from lockcore.naming import (
     InvalidKeyError,
     LeaseRef,
@@ -66,6 +61,7 @@ from lockcore.naming import (
     lease_ref,
     validate_txn,
 )
+from lockcore.resources import Discovery
 from lockcore.settings import LockSettings
 
 Clock = Callable[[], datetime]
@@ -82,7 +78,8 @@ class Manager(Protocol):
     """The reference lock API (translated from the Go ``Manager`` interface)."""
 
     def acquire(
-        self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None
+        self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None,
+        fence: bool = True,
     ) -> LeaseRef: ...
 
     def release(self, lease: LeaseRef, txn: str) -> None: ...
@@ -135,15 +132,26 @@ class LeaseManager:
         clock: the time source for ``renewTime`` and expiry (tests inject one).
         request_timeout: seconds before an API call is abandoned (a hung API
             server must not stall a renewal past the lease it is renewing).
+        discovery: resolves kinds to REST paths for stamping the marker
+            (pass the CLI's own to share what it fetched).
 
     ``acquire`` returns the :class:`~lockcore.naming.LeaseRef` of the lock;
     its ``name`` is the lease name the reference API returns.
 
-    API calls (counted by the integration tests): uncontended acquire 1 (POST),
-    renew 1 (JSON patch) when this manager wrote or read the lease last,
-    release 1 or 2 (DELETE with preconditions, preceded by a GET when the
-    cached state is missing or stale). The one-off SelfSubjectReview is not
-    part of these counts; pass ``principal`` to avoid it.
+    Fencing (the default, under a profile that fences): acquire stamps the
+    locked object with ``leasegate.io/locked=<txn>`` after winning the Lease
+    and returns only once the stamp is committed; release and force-release
+    delete the Lease first, then remove the marker (see :mod:`lockcore.fence`).
+    ``fence=False`` takes an advisory Lease only: the webhook is then never
+    called for updates of the object, so nothing enforces the lock.
+
+    API calls (counted by the integration tests): uncontended acquire 2 (POST
+    Lease, PATCH of the object), renew 1 (JSON patch) when this manager wrote
+    or read the lease last, release 2 or 3 (DELETE with preconditions,
+    preceded by a GET when the cached state is missing or stale, then the
+    PATCH removing the marker). The one-off SelfSubjectReview and the
+    discovery documents (fetched once per API group) are not part of these
+    counts; pass ``principal`` to avoid the former.
     """
 
     def __init__(
@@ -155,6 +163,7 @@ class LeaseManager:
         clock: Clock = utcnow,
         rng: random.Random | None = None,
         request_timeout: float = 10.0,
+        discovery: Discovery | None = None,
     ) -> None:
         if not request_timeout > 0:
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
@@ -171,6 +180,8 @@ class LeaseManager:
         self._rng = rng or random.Random()
         self._seen: dict[LeaseRef, _Seen] = {}
         self._seen_lock = threading.Lock()
+        self._fence = Fence(self.api_client, self.settings, request_timeout=request_timeout, discovery=discovery)
+        self._fences = self.settings.lock_profile.fences
 
     # -- public API --------------------------------------------------------
 
@@ -192,7 +203,8 @@ class LeaseManager:
             return self._principal
 
     def acquire(
-        self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None
+        self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None,
+        fence: bool = True,
     ) -> LeaseRef:
         """Lock ``key`` for transaction ``txn`` for ``timeout`` (seconds or timedelta).
 
@@ -202,6 +214,13 @@ class LeaseManager:
         if another transaction holds it, unless ``wait`` seconds are given: then
         retries with jittered exponential backoff until that deadline.
 
+        Then (``fence``, the default) stamps the object with the marker, so
+        the lock holds from the moment this returns. If the object exists but
+        cannot be stamped (the caller may not patch it), the Lease is given
+        back and :class:`~lockcore.fence.FenceError` raised: nothing is left
+        half-locked. An object that does not exist yet needs no stamp (the
+        webhook judges every create).
+
         >>> ref = manager.acquire(key, "t42", 30, wait=10)  # doctest: +SKIP
         """
         validate_txn(txn)
@@ -210,6 +229,17 @@ class LeaseManager:
         if wait is not None and wait < 0:
             raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
         self.principal(ref)
+        self._acquire_waiting(key, ref, txn, seconds, wait)
+        if fence and self._fences:
+            try:
+                self._fence.stamp(key, txn)
+            except FenceError:
+                self.release(ref, txn, unstamp=False)
+                raise
+        return ref
+
+    def _acquire_waiting(self, key: ResourceKey, ref: LeaseRef, txn: str, seconds: int,
+                         wait: float | None) -> LeaseRef:
         if wait is None:
             return self._acquire_once(key, ref, txn, seconds)
         deadline = time.monotonic() + wait
@@ -261,27 +291,36 @@ class LeaseManager:
                 return
         raise LeaseOpError("renewing", lease.name, _Contended(lease), namespace=lease.namespace)
 
-    def release(self, lease: LeaseRef, txn: str) -> None:
+    def release(self, lease: LeaseRef, txn: str, *, unstamp: bool = True) -> None:
         """Delete the lock if ``txn`` holds it; a no-op if it is gone or someone else's.
 
         The delete carries ``resourceVersion`` and ``uid`` preconditions, so a
-        lease taken over after it was read is never deleted.
+        lease taken over after it was read is never deleted. Then the marker
+        is removed if it still names ``txn`` (a newer holder's is left alone);
+        the Lease goes first, so the webhook never sees a live lock on an
+        unmarked object. A marker that cannot be removed stays, harmless.
 
         >>> manager.release(ref, "t42")  # doctest: +SKIP
         """
         validate_txn(txn)
         _check_ref(lease)
+        deleted = self._delete_held(lease, txn)
+        if unstamp and deleted is not None and deleted.resource is not None and self._fences:
+            self._fence.unstamp_quietly(deleted.resource, txn)
+
+    def _delete_held(self, lease: LeaseRef, txn: str) -> LeaseState | None:
+        """Delete the Lease if ``txn`` holds it; the state deleted, or None if there was nothing to."""
         seen = self._cached(lease)
         if seen is not None and seen.state.held_by(txn):
             if self._delete_if_unchanged(lease, seen):
-                return
+                return seen.state
         for _ in range(_MAX_ROUNDS):
             current = self._read(lease, "deleting")
             if current is None or not current.state.held_by(txn):
                 self._forget(lease)
-                return
+                return None
             if self._delete_if_unchanged(lease, current):
-                return
+                return current.state
         raise LeaseOpError("deleting", lease.name, _Contended(lease), namespace=lease.namespace)
 
     def release_all(self, leases: Iterable[LeaseRef], txn: str) -> None:
@@ -299,14 +338,16 @@ class LeaseManager:
             raise first
 
     def force_release(self, lease: LeaseRef) -> bool:
-        """Delete the lock whoever holds it (an operator's override).
+        """Delete the lock whoever holds it (an operator's override), then its marker.
 
-        Returns False if there was no such Lease.
+        Returns False if there was no such Lease. While the lock is live the
+        webhook lets only its principal or a lock admin group delete it.
 
         >>> manager.force_release(LeaseRef("shop", "lg.deployment.web.apps"))  # doctest: +SKIP
         True
         """
         _check_ref(lease)
+        current = self._read(lease, "getting")
         reply = self._call(
             "deleting",
             lease,
@@ -316,6 +357,8 @@ class LeaseManager:
             expect=(404,),
         )
         self._forget(lease)
+        if current is not None and current.state.resource is not None and self._fences:
+            self._fence.unstamp_quietly(current.state.resource, current.state.holder)
         return reply.ok
 
     def get_lock(self, lease: LeaseRef) -> LeaseState | None:
@@ -330,7 +373,7 @@ class LeaseManager:
         >>> [s.name for s in manager.list_locks("t42")]  # doctest: +SKIP
         ['lg.deployment.web.apps']
         """
-        label = txn_label(self.settings.profile)
+        label = self.settings.lock_profile.txn_label
         selector = f"{label}={validate_txn(txn)}" if txn is not None else label
         where = LeaseRef(namespace, "list") if namespace else LeaseRef("all-namespaces", "list")
 
@@ -346,10 +389,6 @@ class LeaseManager:
         reply = self._call("listing", where, call)
         states = [LeaseState.from_json(item) for item in reply.body.get("items") or []]
         return sorted(states, key=lambda s: (s.namespace, s.name))
-
-    def is_expired_for_holder(self, state: LeaseState) -> bool:
-        """Whether the holder must consider the lock lost (no skew margin in its favour)."""
-        return not self._holder_live(state)
 
     # -- the steps ---------------------------------------------------------
 

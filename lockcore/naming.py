@@ -35,16 +35,13 @@ import json
 import re
 from dataclasses import dataclass
 
+from lockcore.kube import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE
 from lockcore.settings import LockSettings, Profile
 
 MAX_LEASE_NAME = 253
 _DIGEST_CHARS = 16  # 16 base32 characters = 80 bits
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-# A Kubernetes label value; holderIdentity and the transaction label carry the txn.
-_TXN = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _NON_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 
 
@@ -74,11 +71,11 @@ class ResourceKey:
     name: str
 
     def __post_init__(self) -> None:
-        if self.group and (len(self.group) > 253 or not _DNS_SUBDOMAIN.fullmatch(self.group)):
+        if self.group and (len(self.group) > 253 or not DNS_SUBDOMAIN.fullmatch(self.group)):
             raise InvalidKeyError(f"API group {self.group!r} is not a DNS subdomain")
         if not _KIND.fullmatch(self.kind) or len(self.kind) > 63:
             raise InvalidKeyError(f"kind {self.kind!r} must be alphanumeric, starting with a letter")
-        if self.namespace and (len(self.namespace) > 63 or not _DNS_LABEL.fullmatch(self.namespace)):
+        if self.namespace and (len(self.namespace) > 63 or not DNS_LABEL.fullmatch(self.namespace)):
             raise InvalidKeyError(f"namespace {self.namespace!r} is not a DNS-1123 label")
         validate_object_name(self.name)
 
@@ -112,9 +109,9 @@ class LeaseRef:
     name: str
 
     def __post_init__(self) -> None:
-        if not self.namespace or len(self.namespace) > 63 or not _DNS_LABEL.fullmatch(self.namespace):
+        if not self.namespace or len(self.namespace) > 63 or not DNS_LABEL.fullmatch(self.namespace):
             raise InvalidKeyError(f"lease namespace {self.namespace!r} is not a DNS-1123 label")
-        if len(self.name) > MAX_LEASE_NAME or not _DNS_SUBDOMAIN.fullmatch(self.name):
+        if len(self.name) > MAX_LEASE_NAME or not DNS_SUBDOMAIN.fullmatch(self.name):
             raise InvalidKeyError(f"lease name {self.name!r} is not a DNS-1123 subdomain")
 
     def __str__(self) -> str:
@@ -150,7 +147,7 @@ def validate_txn(txn: str) -> str:
     >>> validate_txn("t42")
     't42'
     """
-    if not isinstance(txn, str) or len(txn) > 63 or not _TXN.fullmatch(txn):
+    if not isinstance(txn, str) or len(txn) > 63 or not LABEL_VALUE.fullmatch(txn):
         raise InvalidKeyError(
             f"transaction name {txn!r} must be 1-63 characters of letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit"
@@ -165,7 +162,7 @@ def lease_name(key: ResourceKey, profile: Profile = Profile.LEASEGATE) -> str:
     kind = key.kind.lower()
     prefix = "lgc" if key.cluster_scoped else "lg"
     readable = ".".join([prefix, kind, key.name] + ([key.group] if key.group else []))
-    if _DNS_LABEL.fullmatch(key.name) and len(key.name) <= 63 and len(readable) <= MAX_LEASE_NAME:
+    if DNS_LABEL.fullmatch(key.name) and len(key.name) <= 63 and len(readable) <= MAX_LEASE_NAME:
         return readable
     digest_input = json.dumps(
         [key.group, kind, key.namespace, key.name], separators=(",", ":")
@@ -189,7 +186,7 @@ def _janus_name(key: ResourceKey) -> str:
     # The janus operator's scheme, kept byte-for-byte for interoperability. It
     # is ambiguous (see docs/INVARIANTS.md), which is why it is not our default.
     name = f"janus-lock-{key.namespace}-{key.kind}-{key.name}".lower()
-    if len(name) > MAX_LEASE_NAME or not _DNS_SUBDOMAIN.fullmatch(name):
+    if len(name) > MAX_LEASE_NAME or not DNS_SUBDOMAIN.fullmatch(name):
         raise InvalidKeyError(
             f"{key.describe()} has no valid lease name under the janus profile ({name!r})"
         )

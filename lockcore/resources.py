@@ -111,14 +111,41 @@ class Discovery:
                 self._lists[group_version] = []
         return self._lists[group_version]
 
+    def for_kind(self, group: str, kind: str) -> ResourceType:
+        """The resource type of ``kind`` in ``group`` (what a ResourceKey names).
+
+        >>> Discovery(api_client).for_kind("apps", "Deployment").plural  # doctest: +SKIP
+        'deployments'
+        """
+        return self.resolve(f"{kind}.{group}" if group else f"{kind}.v1")
+
     def _get(self, path: str) -> dict[str, Any]:
-        request = self._api.param_serialize(
-            method="GET", resource_path=path, header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self._api.call_api(*request)
-        response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException(http_resp=response)
-        result: dict[str, Any] = json.loads(response.data)
-        return result
+        status, body = request_json(self._api, "GET", path)
+        if not 200 <= status <= 299 or not isinstance(body, dict):
+            raise ApiException(status=status, reason=str((body or {}).get("message", "")) if isinstance(
+                body, dict) else "")
+        return body
+
+
+def request_json(api: Any, method: str, path: str, *, body: Any = None,
+                 content_type: str = "application/json", timeout: float | None = None) -> tuple[int, Any]:
+    """One raw API call through an official ``ApiClient`` (its auth, TLS and pool): (status, JSON body).
+
+    For the calls the generated client has no typed method for (discovery,
+    patches of any kind of object). Raises what the client raises when no
+    answer arrives (urllib3 errors, ``OSError``); an error status is returned.
+
+    >>> request_json(api, "GET", "/api/v1/namespaces/shop/configmaps/web")  # doctest: +SKIP
+    (200, {'kind': 'ConfigMap', ...})
+    """
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    request = api.param_serialize(method=method, resource_path=path, header_params=headers, body=body,
+                                  auth_settings=["BearerToken"])
+    response = api.call_api(*request, _request_timeout=timeout)
+    response.read()
+    try:
+        return int(response.status), json.loads(response.data) if response.data else None
+    except ValueError:
+        return int(response.status), None

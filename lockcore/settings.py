@@ -17,36 +17,21 @@ Example::
 from __future__ import annotations
 
 import enum
+import functools
 import os
-import re
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
-ENV_PREFIX = "LEASEGATE_"
+from lockcore.kube import DNS_LABEL, ENV_PREFIX, QUALIFIED_KEY
+from lockcore.profiles import LockProfile, Profile
 
-# A qualified annotation/label key: optional DNS-subdomain prefix, then a name.
-_QUALIFIED_KEY = re.compile(
-    r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+__all__ = ["ENV_PREFIX", "LockSettings", "Profile", "SettingsError", "env_overrides"]
 
 
 class SettingsError(ValueError):
     """A setting has a value that cannot work; the message names the setting."""
-
-
-class Profile(str, enum.Enum):
-    """Which Lease layout to read and write.
-
-    ``leasegate`` is this project's own layout. ``janus`` reads and writes the
-    Leases of the Go operator whose API lockcore follows, so both can lock the
-    same objects.
-    """
-
-    LEASEGATE = "leasegate"
-    JANUS = "janus"
 
 
 @dataclass(frozen=True)
@@ -70,12 +55,12 @@ class LockSettings:
     clock_skew_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        if not _DNS_LABEL.fullmatch(self.lock_namespace):
+        if not DNS_LABEL.fullmatch(self.lock_namespace):
             raise SettingsError(
                 f"lock_namespace {self.lock_namespace!r} is not a valid namespace name "
                 "(DNS-1123 label)"
             )
-        if not _QUALIFIED_KEY.fullmatch(self.txn_annotation) or len(self.txn_annotation) > 316:
+        if not QUALIFIED_KEY.fullmatch(self.txn_annotation) or len(self.txn_annotation) > 316:
             raise SettingsError(
                 f"txn_annotation {self.txn_annotation!r} is not a valid annotation key"
             )
@@ -83,6 +68,11 @@ class LockSettings:
             raise SettingsError(
                 f"clock_skew_seconds must be between 0 and 300, got {self.clock_skew_seconds}"
             )
+
+    @property
+    def lock_profile(self) -> LockProfile:
+        """What :attr:`profile` decides (labels, markers, proofs)."""
+        return LockProfile.of(self.profile)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LockSettings:
@@ -99,15 +89,17 @@ def env_overrides(settings_type: type, environ: Mapping[str, str]) -> dict[str, 
 
     Each value is converted to the field's declared type (bool, int, float,
     enum, tuple of strings from a comma-separated list, or str); a value that
-    does not convert raises :class:`SettingsError` naming the variable.
+    does not convert raises :class:`SettingsError` naming the variable. Fields
+    of a nested settings type are left to that type's own ``from_env``.
     """
+    hints = _type_hints(settings_type)
     values: dict[str, Any] = {}
     for field in fields(settings_type):
         raw = environ.get(ENV_PREFIX + field.name.upper())
-        if raw is None:
+        if raw is None or is_dataclass(hints[field.name]):
             continue
         try:
-            values[field.name] = _convert(str(field.type), raw)
+            values[field.name] = _convert(hints[field.name], raw)
         except (ValueError, KeyError) as exc:
             raise SettingsError(
                 f"{ENV_PREFIX}{field.name.upper()}={raw!r}: {exc}"
@@ -115,33 +107,29 @@ def env_overrides(settings_type: type, environ: Mapping[str, str]) -> dict[str, 
     return values
 
 
-def _convert(type_name: str, raw: str) -> Any:
-    if type_name == "bool":
+@functools.cache
+def _type_hints(settings_type: type) -> dict[str, Any]:
+    return typing.get_type_hints(settings_type)
+
+
+def _convert(kind: Any, raw: str) -> Any:
+    if kind is bool:
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:
             return True
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise ValueError("expected true or false")
-    if type_name == "int":
-        return int(raw)
-    if type_name == "float":
-        return float(raw)
-    if type_name.startswith("tuple[str"):
+    if kind in (int, float):
+        return kind(raw)
+    if typing.get_origin(kind) is tuple:
         return tuple(item.strip() for item in raw.split(",") if item.strip())
-    enum_type = _ENUMS.get(type_name)
-    if enum_type is not None:
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
         try:
-            return enum_type(raw.strip().lower())
+            return kind(raw.strip().lower())
         except ValueError:
-            choices = ", ".join(member.value for member in enum_type)
+            choices = ", ".join(str(member.value) for member in kind)
             raise ValueError(f"expected one of {choices}") from None
-    return raw
-
-
-_ENUMS: dict[str, type[enum.Enum]] = {"Profile": Profile}
-
-
-def register_enum(enum_type: type[enum.Enum]) -> None:
-    """Let :func:`env_overrides` convert fields declared with this enum type."""
-    _ENUMS[enum_type.__name__] = enum_type
+    if kind is str:
+        return raw
+    raise ValueError(f"cannot be set from the environment (type {kind})")

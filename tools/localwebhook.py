@@ -37,8 +37,10 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lockcore.fence import Fence
 from lockcore.lease import lease_body
 from lockcore.naming import ResourceKey, lease_ref
+from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
 from tools.localcluster import REPO_ROOT, free_port
 from webhook.registration import webhook_configuration
@@ -193,28 +195,28 @@ def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
 
 
 def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_policy: str = "Fail",
-                     timeout_seconds: int = 5) -> str:
+                     timeout_seconds: int = 5, profile: Profile = Profile.LEASEGATE) -> str:
     """Register ``running`` for objects labelled ``SELECT_LABEL=<key>``; wait until it is called.
 
-    Returns the configuration's name. Two webhooks in one configuration:
-    namespaced objects are selected by their namespace's label, cluster-scoped
-    ones by their own.
+    Returns the configuration's name. The webhooks of ``webhook.registration``
+    (the chart's), each twice: namespaced objects selected by their
+    namespace's label, cluster-scoped ones by their own.
     """
     name = f"leasegate-test-{running.key}"
-    body = webhook_configuration(name, running.ca_pem, url=running.url,
+    body = webhook_configuration(name, running.ca_pem, url=running.url, profile=LockProfile.of(profile),
                                  failure_policy=failure_policy, timeout_seconds=timeout_seconds)
-    namespaced = body["webhooks"][0]
-    selector = {"matchLabels": {SELECT_LABEL: running.key}}
-    namespaced["namespaceSelector"] = selector
-    for rule in namespaced["rules"]:
-        rule["scope"] = "Namespaced"
-    cluster_scoped = json.loads(json.dumps(namespaced))
-    cluster_scoped["name"] = "cluster." + namespaced["name"]
-    del cluster_scoped["namespaceSelector"]
-    cluster_scoped["objectSelector"] = {"matchLabels": {OBJECT_SELECT_LABEL: running.key}}
-    for rule in cluster_scoped["rules"]:
-        rule["scope"] = "Cluster"
-    body["webhooks"].append(cluster_scoped)
+    scoped = []
+    for hook in body["webhooks"]:
+        namespaced = {**hook, "namespaceSelector": {"matchLabels": {SELECT_LABEL: running.key}},
+                      "rules": [{**rule, "scope": "Namespaced"} for rule in hook["rules"]]}
+        scoped.append(namespaced)
+        if hook["name"].startswith("leases."):
+            continue  # Leases are namespaced
+        selector = hook["objectSelector"]
+        scoped.append({**hook, "name": "cluster." + hook["name"],
+                       "objectSelector": {**selector, "matchLabels": {OBJECT_SELECT_LABEL: running.key}},
+                       "rules": [{**rule, "scope": "Cluster"} for rule in hook["rules"]]})
+    body["webhooks"] = scoped
     admission = client.AdmissionregistrationV1Api(api)
     try:
         admission.delete_validating_webhook_configuration(name)
@@ -280,31 +282,38 @@ def grant_edit(api: client.ApiClient, namespace: str, group: str = "developers",
 def lock(api: client.ApiClient, key: ResourceKey, txn: str, *, principal: str = "alice",
          duration_seconds: int = 120, age_seconds: float = 0,
          settings: LockSettings | None = None) -> None:
-    """Create the lock Lease for ``key`` as lockcore writes it (``age_seconds`` back-dates it)."""
+    """Lock ``key`` as lockcore leaves it: its Lease (``age_seconds`` back-dates it) and the marker.
+
+    The marker goes on first, while no Lease exists, so the helper needs no
+    proof of the transaction whoever ``api`` acts as (lockcore's acquire
+    stamps after winning the Lease, as the holder). An object that does not
+    exist yet gets no marker, as with lockcore.
+    """
     settings = settings or LockSettings()
     ref = lease_ref(key, settings)
     if key.cluster_scoped:
         ensure_namespace(api, ref.namespace)
+    unlock(api, key, settings)
+    if settings.lock_profile.fences:
+        Fence(api, settings).stamp(key, txn)
     now = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
     body = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=txn,
                       duration_seconds=duration_seconds, now=now, principal=principal,
                       profile=settings.profile)
-    leases = client.CoordinationV1Api(api)
-    try:
-        leases.delete_namespaced_lease(ref.name, ref.namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    leases.create_namespaced_lease(ref.namespace, as_body(body), _preload_content=False)
+    client.CoordinationV1Api(api).create_namespaced_lease(ref.namespace, as_body(body), _preload_content=False)
 
 
 def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | None = None) -> None:
-    ref = lease_ref(key, settings or LockSettings())
+    """Delete ``key``'s lock Lease, then its marker (as release does)."""
+    settings = settings or LockSettings()
+    ref = lease_ref(key, settings)
     try:
         client.CoordinationV1Api(api).delete_namespaced_lease(ref.name, ref.namespace)
     except ApiException as exc:
         if exc.status != 404:
             raise
+    if settings.lock_profile.fences:
+        Fence(api, settings).unstamp(key, None)
 
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:

@@ -11,6 +11,8 @@ Two error channels, kept apart:
 An unexpected exception while judging is answered like a failed Lease lookup
 (``lookup_failure_policy``), with a well-formed review, and logged: a worker
 never dies on a request and the API server always gets an answer it can use.
+The app receives the decision (:class:`Judge`: lookups, then the pure
+``decide`` and ``enforce``); HTTP and metrics wrap around it.
 
 Example::
 
@@ -24,19 +26,32 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from flask import Flask, Response, request
 
 from lockcore.lease import utcnow
+from lockcore.naming import LeaseRef
 from webhook import metrics
 from webhook.audit import EventRecorder, audit_annotations, log_decision
-from webhook.decision import ABSENT, LookupFailed, Reason, Verdict, decide, lease_for
+from webhook.decision import (
+    ABSENT,
+    LeaseLookupResult,
+    LookupFailed,
+    Outcome,
+    Reason,
+    Verdict,
+    decide,
+    enforce,
+    lease_for,
+    trusts_cache,
+)
 from webhook.kube import KubeHttp
 from webhook.leases import LeaseSource, make_lease_source
 from webhook.namespaces import NamespaceModes
 from webhook.review import AdmissionRequest, ReviewError, build_response, parse_review
-from webhook.settings import FailurePolicy, WebhookSettings
+from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, WebhookSettings
 
 log = logging.getLogger("leasegate.webhook")
 _JSON = "application/json"
@@ -44,32 +59,45 @@ _DRAIN_FACTOR = 4
 
 
 class Judge:
-    """Looks up what a request needs and applies :func:`decide` (the app's core, I/O included)."""
+    """Looks up what a request needs, then :func:`decide` and :func:`enforce` (the app's core, I/O included)."""
 
-    def __init__(self, settings: WebhookSettings, leases: LeaseSource, *,
+    def __init__(self, policy: DecisionPolicy, enforcement: Enforcement, leases: LeaseSource, *,
                  namespace_modes: NamespaceModes | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.settings = settings
+        self.policy = policy
+        self.enforcement = enforcement
         self.leases = leases
         self.namespace_modes = namespace_modes
         self.clock = clock
 
     def __call__(self, req: AdmissionRequest) -> Verdict:
-        settings = self.settings
-        ref = lease_for(req, settings)
-        if ref is None:
-            return decide(req, ABSENT, settings, self.clock())
+        ref = lease_for(req, self.policy)
+        found = ABSENT if ref is None else self._lookup(req, ref)
+        outcome = decide(req, found, self.policy, self.clock())
+        return enforce(outcome, self._enforcement_for(req, outcome))
+
+    def _lookup(self, req: AdmissionRequest, ref: LeaseRef) -> LeaseLookupResult:
         found = self.leases.lookup(ref)
+        if not isinstance(found, LookupFailed) and not trusts_cache(req, found, self.policy, self.clock()):
+            found = self.leases.lookup_fresh(ref)
         if isinstance(found, LookupFailed):
             metrics.LOOKUP_ERRORS.inc()
             log.warning("lease lookup failed for %s: %s", ref, found.error)
-        verdict = decide(req, found, settings, self.clock())
-        # The namespace label is read only when it can matter: a write a lock forbids.
-        if verdict.would_deny and req.namespace and self.namespace_modes is not None:
-            override = self.namespace_modes.get(req.namespace)
-            if override is not None and override is not verdict.mode:
-                verdict = decide(req, found, settings, self.clock(), mode=override)
-        return verdict
+        return found
+
+    def _enforcement_for(self, req: AdmissionRequest, outcome: Outcome) -> Enforcement:
+        """The namespace label may make enforcement stricter, never weaker.
+
+        Whoever may label a namespace must not be able to switch a lock off
+        in it; weakening comes only from the configured mode (the chart's
+        values). The label is read only when it can matter: a refused write
+        under a mode weaker than deny.
+        """
+        mode = self.enforcement.mode
+        if not outcome.refuses or mode is EnforcementMode.DENY or not req.namespace or self.namespace_modes is None:
+            return self.enforcement
+        stricter = mode.stricter(self.namespace_modes.get(req.namespace))
+        return self.enforcement if stricter is mode else replace(self.enforcement, mode=stricter)
 
 
 def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventRecorder | None = None,
@@ -77,7 +105,7 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                clock: Callable[[], datetime] = utcnow) -> Flask:
     """The WSGI app answering AdmissionReviews on ``POST /validate``."""
     app = Flask("leasegate-webhook")
-    judge = Judge(settings, leases, namespace_modes=namespace_modes, clock=clock)
+    judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, clock=clock)
     app.extensions["leasegate.judge"] = judge
     max_body = settings.max_body_bytes
 
@@ -107,8 +135,7 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                 events.record(req, verdict)
         review = build_response(
             req.uid, allowed=verdict.allowed, code=verdict.code, message=verdict.message,
-            reason="Conflict" if verdict.code == 409 else ("ServiceUnavailable" if verdict.code == 503 else ""),
-            warnings=verdict.warnings, audit_annotations=audit_annotations(verdict),
+            reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(verdict),
         )
         metrics.DECISIONS.labels(verdict.decision, verdict.reason.value, verdict.mode.value).inc()
         metrics.DURATION.observe(time.perf_counter() - started)
@@ -135,15 +162,8 @@ def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
         return judge(req)
     except Exception as exc:  # noqa: BLE001 - answer per policy, never crash the worker
         log.exception("internal error judging request %s", req.uid)
-        failure = LookupFailed(f"internal error: {exc.__class__.__name__}")
-        try:
-            return decide(req, failure, judge.settings, judge.clock())
-        except Exception:  # noqa: BLE001
-            allowed = judge.settings.lookup_failure_policy is FailurePolicy.ALLOW
-            return Verdict(allowed=allowed, reason=Reason.LOOKUP_FAILED, mode=judge.settings.mode,
-                           code=200 if allowed else 503,
-                           message="" if allowed else "leasegate internal error; write refused",
-                           would_deny=not allowed)
+        failed = Outcome(Reason.LOOKUP_FAILED, message=f"leasegate internal error ({exc.__class__.__name__})")
+        return enforce(failed, judge.enforcement)
 
 
 def create_app_from_settings(settings: WebhookSettings) -> Flask:

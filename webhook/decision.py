@@ -1,38 +1,49 @@
-"""The lock decision: one pure function from a request and a Lease to a verdict.
+"""The lock decision: pure functions from a request and a Lease to a verdict.
 
-:func:`decide` holds every rule of docs/webhook.md ("Decision rules"); it does
-no I/O, so it is tested exhaustively by tables and property tests, and the app
-only fetches the Lease that :func:`lease_for` names and reports the verdict.
+Judgement and enforcement are kept apart:
 
-Rules, in order (the first that applies wins):
+* :func:`decide` says what the lock says of a write: an :class:`Outcome`
+  that is allowed (with the reason), blocked (with the reason and a message
+  naming the holder and the way out) or a failed lookup. It knows nothing of
+  modes or HTTP.
+* :func:`enforce` says what an outcome means under an :class:`Enforcement`
+  (deny | warn | dryrun, ``lookup_failure_policy``): the :class:`Verdict`, with
+  the HTTP code and status reason, in one place.
 
-1. CONNECT requests, writes to ``coordination.k8s.io`` Leases (the locks
-   themselves; locking a lock could only deadlock), exempt users, groups and
-   namespaces, and ``status`` subresource writes are allowed without a lookup.
-2. A create whose name is not known yet (``generateName``) is allowed: no lock
-   can name an object that does not exist.
-3. An update that only removes finalizers of an object being deleted is
-   allowed, so a deletion never hangs on a lock.
-4. No Lease, or an expired one (``LeaseState.is_live`` with the configured
-   clock-skew margin): allowed.
-5. The Lease cannot be read: ``lookup_failure_policy`` (allow | deny), said in
-   the response.
-6. A live Lease held by transaction H: allowed only with proof (see
-   :func:`_proof`); otherwise the write is *blocked*, and the enforcement mode
-   says what a block means (deny: HTTP 409; warn: allowed with a warning;
-   dryrun: allowed, audited).
+Neither does I/O, so both are tested exhaustively by tables and property
+tests; the app only fetches the Lease that :func:`lease_for` names (freshly
+where :func:`trusts_cache` says the cache cannot be trusted) and reports.
+
+Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md):
+
+1. CONNECT requests, exempt users, groups and namespaces, ``status`` writes
+   that change nothing outside ``.status`` (:attr:`AdmissionRequest.status_only`)
+   are allowed without a lookup.
+2. A write to a lock Lease is judged on the stored Lease itself
+   (:func:`_lease_write`): while it is live only its recorded principal or a
+   lock admin group may change or delete it.
+3. A create whose name is not known yet (``generateName``), an object no lock
+   can name, and an update that only removes finalizers of an object being
+   deleted are allowed (a deletion never hangs on a lock).
+4. No Lease, or an expired one (``LeaseState.is_live`` with the clock-skew
+   margin): allowed.
+5. The Lease cannot be read: the outcome says so (enforcement applies
+   ``lookup_failure_policy``).
+6. A live Lease held by transaction H: a create or update must keep the
+   marker ``leasegate.io/locked=H`` on the object (profiles that fence), and
+   the write must prove it belongs to H (:func:`_proof`); otherwise *blocked*.
 
 Example::
 
     >>> from datetime import datetime, timezone
     >>> from webhook.review import AdmissionRequest
-    >>> from webhook.settings import WebhookSettings
+    >>> from webhook.settings import DecisionPolicy, Enforcement
     >>> req = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1",
     ...                        kind="ConfigMap", resource="configmaps", namespace="shop",
     ...                        name="cfg", username="bob")
-    >>> v = decide(req, ABSENT, WebhookSettings(), datetime.now(timezone.utc))
-    >>> v.allowed, v.reason.value
-    (True, 'unlocked')
+    >>> outcome = decide(req, ABSENT, DecisionPolicy(), datetime.now(timezone.utc))
+    >>> outcome.reason.value, enforce(outcome, Enforcement()).allowed
+    ('unlocked', True)
 """
 
 from __future__ import annotations
@@ -41,15 +52,18 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES
 from lockcore.lease import LeaseState
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
+from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, FailurePolicy
 
-LEASE_GROUP = "coordination.k8s.io"
-LEASE_RESOURCE = "leases"
-CONFLICT = 409
+FORBIDDEN = 403
 UNAVAILABLE = 503
+# 403 is what admission denials normally carry, and what no standard client
+# retries: 409 made kubectl scale, client-side apply and RetryOnConflict loops
+# re-send the write as if it were a resourceVersion conflict.
+_STATUS_REASONS = {FORBIDDEN: "Forbidden", UNAVAILABLE: "ServiceUnavailable"}
 # Parents whose /scale subresource the webhook can map back to a lock key
 # (the Scale object names neither the parent kind nor its annotations).
 SCALE_PARENTS: dict[tuple[str, str], str] = {
@@ -61,10 +75,12 @@ SCALE_PARENTS: dict[tuple[str, str], str] = {
 
 
 class Reason(str, enum.Enum):
-    """Why a verdict came out as it did (a metric label and an audit field)."""
+    """Why an outcome came out as it did (a metric label and an audit field)."""
 
     CONNECT = "connect"
     LOCK_LEASE = "lock-lease"
+    LEASE_HOLDER = "lease-holder"
+    LEASE_ADMIN = "lease-admin"
     EXEMPT_USER = "exempt-user"
     EXEMPT_GROUP = "exempt-group"
     EXEMPT_NAMESPACE = "exempt-namespace"
@@ -77,9 +93,12 @@ class Reason(str, enum.Enum):
     IN_TRANSACTION = "in-transaction"
     JANUS_FIELD_MANAGER = "janus-field-manager"
     PRINCIPAL_CARRIED_OVER = "principal-carried-over"
+    PRINCIPAL_SCALE = "principal-scale"
     NOT_IN_TRANSACTION = "not-in-transaction"
     OTHER_TRANSACTION = "other-transaction"
     CARRIED_OVER = "carried-over-not-principal"
+    MARKER_MISSING = "marker-missing"
+    LEASE_NOT_HOLDER = "lease-not-holder"
     LOOKUP_FAILED = "lookup-failed"
 
     @property
@@ -88,7 +107,8 @@ class Reason(str, enum.Enum):
         return self in _BLOCKING
 
 
-_BLOCKING = frozenset({Reason.NOT_IN_TRANSACTION, Reason.OTHER_TRANSACTION, Reason.CARRIED_OVER})
+_BLOCKING = frozenset({Reason.NOT_IN_TRANSACTION, Reason.OTHER_TRANSACTION, Reason.CARRIED_OVER,
+                       Reason.MARKER_MISSING, Reason.LEASE_NOT_HOLDER})
 
 
 @dataclass(frozen=True)
@@ -108,19 +128,40 @@ LeaseLookupResult = LeaseAbsent | LeaseState | LookupFailed
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What the lock says of one write, before any enforcement mode.
+
+    ``message`` explains a block or a failed lookup (empty when allowed).
+    """
+
+    reason: Reason
+    message: str = ""
+    lease: LeaseRef | None = None
+    holder: str = ""
+    declared_txn: str = ""
+    seconds_left: float = 0.0
+
+    @property
+    def refuses(self) -> bool:
+        """Blocked by a lock, or not judged because the Lease could not be read."""
+        return self.reason.blocks or self.reason is Reason.LOOKUP_FAILED
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The answer to one admission request.
 
-    ``allowed``/``code``/``message``/``warnings`` go to the AdmissionResponse.
-    ``would_deny`` is true when deny mode refuses (or refused) the write: a
-    lock forbids it, or a failed lookup under policy deny; warn and dryrun
-    mode audit such writes as would-be denials.
+    ``allowed``/``code``/``status_reason``/``message``/``warnings`` go to the
+    AdmissionResponse. ``would_deny`` is true when deny mode refuses (or
+    refused) the write: a lock forbids it, or a failed lookup under policy
+    deny; warn and dryrun mode audit such writes as would-be denials.
     """
 
     allowed: bool
     reason: Reason
     mode: EnforcementMode
     code: int = 200
+    status_reason: str = ""
     message: str = ""
     warnings: tuple[str, ...] = ()
     lease: LeaseRef | None = None
@@ -137,6 +178,31 @@ class Verdict:
         return self.mode.value if self.would_deny else "allow"
 
 
+def enforce(outcome: Outcome, enforcement: Enforcement) -> Verdict:
+    """What ``outcome`` means under ``enforcement``: the one place modes and HTTP codes live.
+
+    >>> enforce(Outcome(Reason.NOT_IN_TRANSACTION, "locked"), Enforcement()).code
+    403
+    """
+    mode = enforcement.mode
+    allowed = Verdict(allowed=True, reason=outcome.reason, mode=mode, lease=outcome.lease, holder=outcome.holder,
+                      declared_txn=outcome.declared_txn, seconds_left=outcome.seconds_left)
+    if not outcome.refuses:
+        return allowed
+    message, code = outcome.message, FORBIDDEN
+    if outcome.reason is Reason.LOOKUP_FAILED:
+        policy = enforcement.lookup_failure_policy
+        message = f"{message}; lookup_failure_policy={policy.value}"
+        if policy is FailurePolicy.ALLOW:
+            return replace(allowed, warnings=(f"{message}: write allowed unchecked",))
+        message, code = f"{message}: write refused, retry later", UNAVAILABLE
+    if mode is EnforcementMode.DENY:
+        return replace(allowed, allowed=False, code=code, status_reason=_STATUS_REASONS[code], message=message,
+                       would_deny=True)
+    warnings = (f"leasegate ({mode.value} mode, not enforced): {message}",) if mode is EnforcementMode.WARN else ()
+    return replace(allowed, warnings=warnings, would_deny=True)
+
+
 def resource_key(request: AdmissionRequest) -> ResourceKey:
     """The lock key of the object a request writes (raises InvalidKeyError)."""
     kind = request.kind
@@ -149,127 +215,190 @@ def resource_key(request: AdmissionRequest) -> ResourceKey:
                            name=request.name)
     # The API server fills request.namespace of a Namespace with its own name;
     # a Namespace is cluster-scoped, and lockcore keys it so.
-    namespace = "" if (request.resource_group, request.resource) == ("", "namespaces") else request.namespace
+    namespace = "" if (request.resource_group, request.resource) == NAMESPACES else request.namespace
     return ResourceKey(group=request.group, kind=kind, namespace=namespace, name=request.name)
 
 
-def _screen(request: AdmissionRequest, settings: WebhookSettings) -> Verdict | LeaseRef:
-    """Rules 1-3: a verdict that needs no Lease, or the Lease to look up."""
-    mode = settings.mode
-
-    def allow(reason: Reason) -> Verdict:
-        return Verdict(allowed=True, reason=reason, mode=mode)
-
+def _screen(request: AdmissionRequest, policy: DecisionPolicy) -> Reason | None:
+    """Rule 1: the reason a write passes without any lock in question, or None."""
     if request.operation == "CONNECT":
-        return allow(Reason.CONNECT)
-    if request.resource_group == LEASE_GROUP and request.resource == LEASE_RESOURCE:
-        return allow(Reason.LOCK_LEASE)
-    if request.username in settings.exempt_users:
-        return allow(Reason.EXEMPT_USER)
-    if any(g in settings.exempt_groups for g in request.groups):
-        return allow(Reason.EXEMPT_GROUP)
-    if request.namespace and request.namespace in settings.exempt_namespaces \
-            and (request.resource_group, request.resource) != ("", "namespaces"):
-        return allow(Reason.EXEMPT_NAMESPACE)
-    if request.sub_resource == "status":
-        return allow(Reason.STATUS_SUBRESOURCE)
+        return Reason.CONNECT
+    if request.username in policy.exempt_users:
+        return Reason.EXEMPT_USER
+    if any(g in policy.exempt_groups for g in request.groups):
+        return Reason.EXEMPT_GROUP
+    if request.namespace and request.namespace in policy.exempt_namespaces \
+            and (request.resource_group, request.resource) != NAMESPACES:
+        return Reason.EXEMPT_NAMESPACE
+    if request.status_only:
+        return Reason.STATUS_SUBRESOURCE
+    return None
+
+
+def _target(request: AdmissionRequest, policy: DecisionPolicy) -> Reason | LeaseRef:
+    """Rule 3: the reason no Lease matters, or the Lease to look up."""
     if not request.name:
-        return allow(Reason.NO_NAME)
+        return Reason.NO_NAME
     if request.finalizer_removal_only:
-        return allow(Reason.FINALIZER_REMOVAL)
+        return Reason.FINALIZER_REMOVAL
     try:
-        return lease_ref(resource_key(request), settings.lock)
+        return lease_ref(resource_key(request), policy.lock)
     except InvalidKeyError:
-        return allow(Reason.UNLOCKABLE)
+        return Reason.UNLOCKABLE
 
 
-def lease_for(request: AdmissionRequest, settings: WebhookSettings) -> LeaseRef | None:
+def is_lease_write(request: AdmissionRequest) -> bool:
+    return (request.resource_group, request.resource) == LEASES
+
+
+def lease_for(request: AdmissionRequest, policy: DecisionPolicy) -> LeaseRef | None:
     """The Lease that :func:`decide` needs for ``request``, or None if none is needed."""
-    screened = _screen(request, settings)
-    return screened if isinstance(screened, LeaseRef) else None
+    if _screen(request, policy) is not None or is_lease_write(request):
+        return None
+    target = _target(request, policy)
+    return target if isinstance(target, LeaseRef) else None
 
 
-def decide(
-    request: AdmissionRequest,
-    lease: LeaseLookupResult,
-    settings: WebhookSettings,
-    now: datetime,
-    *,
-    mode: EnforcementMode | None = None,
-) -> Verdict:
+def trusts_cache(request: AdmissionRequest, cached: LeaseLookupResult, policy: DecisionPolicy,
+                 now: datetime) -> bool:
+    """Whether a cached lookup may decide ``request``; False means read the Lease consistently.
+
+    The marker makes the cache exact: an object marked ``H`` was stamped after
+    H's Lease was committed, so a cache that shows H's live Lease agrees with
+    the API server. A cache that does not (a Lease too new for the watch, or
+    one released since), a create (no marker to compare yet), a ``scale``
+    (a Scale has no labels) and a write that changes the marker are read
+    fresh. Profiles that do not fence keep the cache.
+    """
+    if not policy.lock.lock_profile.fences:
+        return True
+    if request.operation == "CREATE" or request.sub_resource == "scale":
+        return False
+    marker = request.old_labels.get(LOCKED_LABEL, "")
+    if request.operation == "UPDATE" and request.new_labels.get(LOCKED_LABEL, "") != marker:
+        return False
+    if not marker:
+        return True
+    return isinstance(cached, LeaseState) and cached.holder == marker \
+        and cached.is_live(now, policy.lock.clock_skew_seconds)
+
+
+def decide(request: AdmissionRequest, lease: LeaseLookupResult, policy: DecisionPolicy,
+           now: datetime) -> Outcome:
     """Judge ``request`` against the looked-up ``lease`` at ``now``.
 
-    ``mode`` overrides ``settings.mode`` (the per-namespace label). Pure and
-    total: never raises for any request the parser produces.
+    Pure and total: never raises for any request the parser produces.
     """
-    if mode is not None and mode is not settings.mode:
-        settings = replace(settings, mode=mode)  # rare: a namespace label overrides the mode
-    screened = _screen(request, settings)
-    if isinstance(screened, Verdict):
-        return screened
-    ref = screened
-    mode = settings.mode
-    declared = _declared_txn(request, settings)
+    screened = _screen(request, policy)
+    if screened is not None:
+        return Outcome(screened)
+    if is_lease_write(request):
+        return _lease_write(request, policy, now)
+    target = _target(request, policy)
+    if isinstance(target, Reason):
+        return Outcome(target)
+    ref, declared = target, _declared_txn(request, policy)
     if isinstance(lease, LookupFailed):
-        return _lookup_failed(request, ref, lease, settings, declared)
+        return Outcome(Reason.LOOKUP_FAILED, lease=ref, declared_txn=declared,
+                       message=(f"leasegate could not read lock lease {ref} for {_describe(request)} "
+                                f"({lease.error})"))
     if isinstance(lease, LeaseAbsent):
-        return Verdict(allowed=True, reason=Reason.UNLOCKED, mode=mode, lease=ref, declared_txn=declared)
-    if not lease.is_live(now, settings.lock.clock_skew_seconds):
-        return Verdict(allowed=True, reason=Reason.EXPIRED, mode=mode, lease=ref,
-                       holder=lease.holder, declared_txn=declared)
+        return Outcome(Reason.UNLOCKED, lease=ref, declared_txn=declared)
+    if not lease.is_live(now, policy.lock.clock_skew_seconds):
+        return Outcome(Reason.EXPIRED, lease=ref, holder=lease.holder, declared_txn=declared)
+    reason = _marker(request, lease, policy) or _proof(request, lease, policy, declared)
     left = lease.seconds_left(now)
-    outcome = _proof(request, lease, settings, declared)
-    if not outcome.blocks:
-        return Verdict(allowed=True, reason=outcome, mode=mode, lease=ref, holder=lease.holder,
-                       declared_txn=declared, seconds_left=left)
-    message = _blocked_message(request, ref, lease, outcome, settings, declared, left)
-    if mode is EnforcementMode.DENY:
-        return Verdict(allowed=False, reason=outcome, mode=mode, code=CONFLICT, message=message,
-                       lease=ref, holder=lease.holder, declared_txn=declared, seconds_left=left,
-                       would_deny=True)
-    warnings = (f"leasegate ({mode.value} mode, not enforced): {message}",) if mode is EnforcementMode.WARN else ()
-    return Verdict(allowed=True, reason=outcome, mode=mode, warnings=warnings, lease=ref,
-                   holder=lease.holder, declared_txn=declared, seconds_left=left, would_deny=True)
+    message = _blocked_message(request, ref, lease, reason, policy, declared, left) if reason.blocks else ""
+    return Outcome(reason, message=message, lease=ref, holder=lease.holder, declared_txn=declared,
+                   seconds_left=left)
 
 
-def _declared_txn(request: AdmissionRequest, settings: WebhookSettings) -> str:
+def _declared_txn(request: AdmissionRequest, policy: DecisionPolicy) -> str:
     """The transaction the request claims: new object's annotation, or the stored one for DELETE."""
     annotations = request.old_annotations if request.operation == "DELETE" else request.new_annotations
-    return annotations.get(settings.lock.txn_annotation, "")
+    return annotations.get(policy.lock.txn_annotation, "")
 
 
-def _proof(request: AdmissionRequest, lease: LeaseState, settings: WebhookSettings,
+def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy) -> Reason | None:
+    """A create or update of a locked object must leave it marked with the holder (else blocked).
+
+    Without the marker the API server would stop calling the webhook for the
+    object (objectSelector), so removing it while the lock is live would
+    unlock the object: nobody may, the holder included (release deletes the
+    Lease first, then removes the marker).
+    """
+    if not policy.lock.lock_profile.fences or request.operation == "DELETE" or request.sub_resource == "scale":
+        return None
+    return None if request.new_labels.get(LOCKED_LABEL) == lease.holder else Reason.MARKER_MISSING
+
+
+def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
            declared: str) -> Reason:
     """Rule 6: does the request prove it belongs to the holding transaction?
 
     * The janus profile's field manager ``janus-<H>`` (when enabled) proves it.
+    * A ``scale`` (a Scale carries no annotation) by the principal the Lease
+      records as having acquired it proves it.
     * The declared annotation must equal H. It proves the transaction by
       itself when the request *sets* it: a CREATE, or an UPDATE whose stored
       object did not carry ``H``.
     * A value carried over unchanged (UPDATE with the stored object already
       carrying H, and every DELETE, whose annotation is on the stored object)
       is what any unaware read-modify-write keeps, so it proves the
-      transaction only when the requester is the principal the Lease records
-      as having acquired it. A Lease without a recorded principal (janus
-      Leases) accepts a DELETE on the stored annotation alone, since a delete
-      has no other way to declare itself; it never accepts a carried-over
-      UPDATE.
+      transaction only when the requester is the recorded principal. Under a
+      profile that records no principal (janus) a DELETE is accepted on the
+      stored annotation alone, since a delete has no other way to declare
+      itself; a carried-over UPDATE never is.
     """
-    holder = lease.holder
-    if settings.janus_field_manager and request.field_manager == f"janus-{holder}":
+    holder, profile = lease.holder, policy.lock.lock_profile
+    if policy.janus_field_manager and request.field_manager == f"janus-{holder}":
         return Reason.JANUS_FIELD_MANAGER
+    principal = bool(lease.principal) and request.username == lease.principal
+    if request.sub_resource == "scale" and principal:
+        return Reason.PRINCIPAL_SCALE
     if declared != holder:
         return Reason.OTHER_TRANSACTION if declared else Reason.NOT_IN_TRANSACTION
     carried = request.operation == "DELETE" or (
-        request.operation == "UPDATE" and request.old_annotations.get(settings.lock.txn_annotation) == holder
+        request.operation == "UPDATE" and request.old_annotations.get(policy.lock.txn_annotation) == holder
     )
     if not carried:
         return Reason.IN_TRANSACTION
-    if lease.principal and request.username == lease.principal:
+    if principal:
         return Reason.PRINCIPAL_CARRIED_OVER
-    if not lease.principal and request.operation == "DELETE":
+    if not profile.records_principal and request.operation == "DELETE":
         return Reason.IN_TRANSACTION
     return Reason.CARRIED_OVER
+
+
+def _lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: datetime) -> Outcome:
+    """Rule 2: a live lock Lease is changed or deleted only by its principal or a lock admin.
+
+    Anyone else could otherwise delete another transaction's lock and then
+    write the object. Expired Leases may be taken over as ever; a Lease that
+    is no lock (no transaction label, or no recorded principal) is not ours
+    to guard. A create needs no judgement: the name is taken or it is not.
+    """
+    stored = request.old_lease
+    label = policy.lock.lock_profile.txn_label
+    if request.operation == "CREATE" or stored is None or label not in stored.labels or not stored.principal:
+        return Outcome(Reason.LOCK_LEASE)
+    try:
+        ref: LeaseRef | None = LeaseRef(request.namespace, request.name)
+    except InvalidKeyError:
+        ref = None
+    expired = Outcome(Reason.EXPIRED, lease=ref, holder=stored.holder, seconds_left=stored.seconds_left(now))
+    if not stored.is_live(now, policy.lock.clock_skew_seconds):
+        return expired
+    if request.username == stored.principal:
+        return replace(expired, reason=Reason.LEASE_HOLDER)
+    if any(g in policy.lock_admin_groups for g in request.groups):
+        return replace(expired, reason=Reason.LEASE_ADMIN)
+    admins = ", ".join(policy.lock_admin_groups) or "none configured"
+    message = (f"lock lease {ref} is held by transaction {stored.holder!r} (acquired by user "
+               f"{stored.principal!r}, expires in {max(stored.seconds_left(now), 0):.0f}s): while it is live "
+               f"only {stored.principal!r} may renew, change or release it; an administrator in a lock admin "
+               f"group ({admins}) can force-release it (`kubectl lock force-release`)")
+    return replace(expired, reason=Reason.LEASE_NOT_HOLDER, message=message)
 
 
 def _describe(request: AdmissionRequest) -> str:
@@ -278,41 +407,37 @@ def _describe(request: AdmissionRequest) -> str:
 
 
 def _blocked_message(request: AdmissionRequest, ref: LeaseRef, lease: LeaseState, reason: Reason,
-                     settings: WebhookSettings, declared: str, left: float) -> str:
-    holder, key = lease.holder, settings.lock.txn_annotation
+                     policy: DecisionPolicy, declared: str, left: float) -> str:
+    holder = lease.holder
     head = (f"{_describe(request)} is locked by transaction {holder!r} "
             f"(lease {ref}, expires in {max(left, 0):.0f}s)")
+    return f"{head}: {_why(request, lease, reason, policy, declared)}; {_how(request, lease, reason, policy)}"
+
+
+def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: DecisionPolicy,
+         declared: str) -> str:
+    key, holder = policy.lock.txn_annotation, lease.holder
+    if reason is Reason.MARKER_MISSING:
+        return f"this {request.operation} would leave the object without label {LOCKED_LABEL}={holder}"
     if reason is Reason.OTHER_TRANSACTION:
-        why = f"this {request.operation} declares transaction {declared!r}"
-    elif reason is Reason.CARRIED_OVER:
+        return f"this {request.operation} declares transaction {declared!r}"
+    if reason is Reason.CARRIED_OVER:
         who = f"user {lease.principal!r}" if lease.principal else "nobody (no principal recorded)"
-        why = (f"annotation {key}={holder} was carried over from the stored object, which proves "
-               f"the transaction only for {who} who acquired the lock, not {request.username!r}")
-    else:
-        why = f"this {request.operation} declares no transaction"
+        return (f"annotation {key}={holder} was carried over from the stored object, which proves "
+                f"the transaction only for {who} who acquired the lock, not {request.username!r}")
+    if request.sub_resource == "scale":
+        who = f"user {lease.principal!r}" if lease.principal else "nobody"
+        return f"a scale carries no annotation, so only {who} who acquired the lock may scale it"
+    return f"this {request.operation} declares no transaction"
+
+
+def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: DecisionPolicy) -> str:
+    key, holder = policy.lock.txn_annotation, lease.holder
+    if reason is Reason.MARKER_MISSING:
+        return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
+                f"is held; releasing the lock removes the label")
     if request.operation == "DELETE":
-        how = (f"to delete as part of the transaction, first set annotation {key}={holder} on the "
-               f"object as {lease.principal or 'the lock holder'}, then delete")
-    else:
-        how = (f"to write as part of the transaction, set annotation {key}={holder} in this write "
-               f"(e.g. `kubectl lock` helpers stamp it), or wait for the lock to be released")
-    return f"{head}: {why}; {how}"
-
-
-def _lookup_failed(request: AdmissionRequest, ref: LeaseRef, failure: LookupFailed,
-                   settings: WebhookSettings, declared: str) -> Verdict:
-    policy = settings.lookup_failure_policy
-    mode = settings.mode
-    message = (f"leasegate could not read lock lease {ref} for {_describe(request)} "
-               f"({failure.error}); lookup_failure_policy={policy.value}")
-    if policy is FailurePolicy.ALLOW:
-        return Verdict(allowed=True, reason=Reason.LOOKUP_FAILED, mode=mode,
-                       warnings=(f"{message}: write allowed unchecked",), lease=ref,
-                       declared_txn=declared)
-    if mode is EnforcementMode.DENY:
-        return Verdict(allowed=False, reason=Reason.LOOKUP_FAILED, mode=mode, code=UNAVAILABLE,
-                       message=f"{message}: write refused, retry later", lease=ref,
-                       declared_txn=declared, would_deny=True)
-    warnings = (f"leasegate ({mode.value} mode): {message}",) if mode is EnforcementMode.WARN else ()
-    return Verdict(allowed=True, reason=Reason.LOOKUP_FAILED, mode=mode, warnings=warnings,
-                   lease=ref, declared_txn=declared, would_deny=True)
+        return (f"to delete as part of the transaction, first set annotation {key}={holder} on the "
+                f"object as {lease.principal or 'the lock holder'}, then delete")
+    return (f"to write as part of the transaction, set annotation {key}={holder} in this write "
+            f"(e.g. `kubectl lock` helpers stamp it), or wait for the lock to be released")

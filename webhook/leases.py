@@ -2,7 +2,10 @@
 
 Both sources answer :meth:`LeaseSource.lookup` with what
 :func:`webhook.decision.decide` takes: :data:`~webhook.decision.ABSENT`, a
-:class:`~lockcore.lease.LeaseState`, or :class:`~webhook.decision.LookupFailed`.
+:class:`~lockcore.lease.LeaseState`, or :class:`~webhook.decision.LookupFailed`;
+:meth:`LeaseSource.lookup_fresh` always asks the API server (a consistent
+read), for the requests :func:`webhook.decision.trusts_cache` says a cache
+cannot decide.
 
 * :class:`ConsistentLeaseSource`: one GET per request (with the configured
   timeout). Always current; costs an API round trip per admission request.
@@ -33,7 +36,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lockcore.lease import LeaseState, txn_label
+from lockcore.kube import ALL_LEASES_PATH
+from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
 from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed
 from webhook.kube import KubeError, KubeHttp, lease_path
@@ -41,7 +45,6 @@ from webhook.settings import LeaseLookup, WebhookSettings
 
 log = logging.getLogger("leasegate.leases")
 
-ALL_LEASES = "/apis/coordination.k8s.io/v1/leases"
 _LIST_PAGE = 1000
 
 
@@ -50,6 +53,10 @@ class LeaseSource(Protocol):
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         """The Lease at ``ref``: ABSENT, its state, or LookupFailed. Never raises."""
+        ...
+
+    def lookup_fresh(self, ref: LeaseRef) -> LeaseLookupResult:
+        """Like :meth:`lookup`, read from the API server (a consistent read)."""
         ...
 
     def close(self) -> None:
@@ -79,6 +86,8 @@ class ConsistentLeaseSource:
         except (ValueError, TypeError) as exc:
             return LookupFailed(f"lease {ref} is malformed: {exc}")
 
+    lookup_fresh = lookup
+
     def close(self) -> None:
         self._kube.close()
 
@@ -104,7 +113,7 @@ class CachedLeaseSource:
         # The server ends each watch after this long; the re-open proves freshness.
         self._watch_seconds = max(1, int(settings.cache_max_staleness_seconds * 0.6))
         self._connect_timeout = settings.lookup_timeout_seconds
-        self._selector = txn_label(settings.lock.profile)  # existence selector
+        self._selector = settings.lock.lock_profile.txn_label  # existence selector
         self._on_staleness = on_staleness
         self._on_fallback = on_fallback
         self._leases: dict[tuple[str, str], LeaseState] = {}
@@ -127,22 +136,8 @@ class CachedLeaseSource:
         state = self._leases.get((ref.namespace, ref.name))
         return ABSENT if state is None else state
 
-    @property
-    def synced(self) -> bool:
-        return time.monotonic() - self._alive_at <= self._max_staleness
-
-    def staleness(self) -> float:
-        return time.monotonic() - self._alive_at
-
-    def wait_synced(self, timeout: float) -> bool:
-        """Start the watch if needed and wait for the first LIST (tests, readiness)."""
-        self._ensure_started()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.synced:
-                return True
-            time.sleep(0.05)
-        return False
+    def lookup_fresh(self, ref: LeaseRef) -> LeaseLookupResult:
+        return self._live.lookup(ref)
 
     def close(self) -> None:
         self._stop.set()
@@ -182,9 +177,9 @@ class CachedLeaseSource:
         fresh: dict[tuple[str, str], LeaseState] = {}
         query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
         while True:
-            status, body = self._kube.get_json(ALL_LEASES, timeout=30, query=query)
+            status, body = self._kube.get_json(ALL_LEASES_PATH, timeout=30, query=query)
             if status != 200 or not isinstance(body, dict):
-                raise KubeError(ALL_LEASES, status, str(body)[:200])
+                raise KubeError(ALL_LEASES_PATH, status, str(body)[:200])
             for item in body.get("items") or []:
                 self._store(fresh, item)
             meta = body.get("metadata") or {}
@@ -210,7 +205,7 @@ class CachedLeaseSource:
             "timeoutSeconds": str(self._watch_seconds),
         }
         opened = time.monotonic()
-        resp = self._kube.stream(ALL_LEASES, query=query, connect_timeout=self._connect_timeout,
+        resp = self._kube.stream(ALL_LEASES_PATH, query=query, connect_timeout=self._connect_timeout,
                                  read_timeout=self._watch_seconds + 2.0)
         # The server accepted a watch from our version: it will deliver every
         # change since, so the cache is as current as the moment we asked.
@@ -239,7 +234,7 @@ class CachedLeaseSource:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Expired()
-            raise KubeError(ALL_LEASES, obj.get("code"), str(obj.get("message")))
+            raise KubeError(ALL_LEASES_PATH, obj.get("code"), str(obj.get("message")))
         meta = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED"):
             self._store(self._leases, obj)

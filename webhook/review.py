@@ -27,14 +27,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockcore.kube import LEASES
+from lockcore.lease import LeaseState
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 _EMPTY: Mapping[str, str] = {}
 
 # Metadata fields that change on every write and so say nothing about whether
-# an update did more than drop finalizers.
-_VOLATILE_METADATA = frozenset({"finalizers", "resourceVersion", "managedFields", "generation"})
+# an update did more than drop finalizers (or than write status).
+_VOLATILE_METADATA = frozenset({"resourceVersion", "managedFields", "generation"})
 
 
 class ReviewError(ValueError):
@@ -59,8 +62,12 @@ class AdmissionRequest:
     empty for a ``generateName`` create whose name is not yet known.
     ``new_annotations`` are the annotations of ``request.object`` (CREATE,
     UPDATE), ``old_annotations`` those of ``request.oldObject`` (UPDATE,
-    DELETE). ``finalizer_removal_only`` is true for an UPDATE of an object
-    already being deleted that only removes finalizers.
+    DELETE), and ``new_labels``/``old_labels`` their labels.
+    ``finalizer_removal_only`` is true for an UPDATE of an object already being
+    deleted that only removes finalizers; ``status_only`` for an UPDATE that
+    changes nothing outside ``.status`` (the API server keeps some metadata
+    changes made through ``/status``, so only such writes may pass unjudged).
+    ``old_lease`` is the stored Lease of a write to a Lease.
     """
 
     uid: str
@@ -81,6 +88,10 @@ class AdmissionRequest:
     field_manager: str = ""
     object_uid: str = ""
     finalizer_removal_only: bool = False
+    new_labels: Mapping[str, str] = field(default_factory=dict)
+    old_labels: Mapping[str, str] = field(default_factory=dict)
+    status_only: bool = False
+    old_lease: LeaseState | None = None
 
     @property
     def group_kind(self) -> str:
@@ -134,43 +145,58 @@ def request_from_review(review: Mapping[str, Any]) -> AdmissionRequest:
     kind = _str(gvk, "kind", uid, "request.kind")
     if not kind:
         raise ReviewError(400, "request.kind.kind is missing", uid=uid)
-    new = _obj_or_none(req, "object", uid)
-    old = _obj_or_none(req, "oldObject", uid)
-    new_meta = _obj_or_none(new, "metadata", uid) if new is not None else None
-    old_meta = _obj_or_none(old, "metadata", uid) if old is not None else None
+    resource = (_str(gvr, "group", uid, "request.resource.group"),
+                _str(gvr, "resource", uid, "request.resource.resource"))
+    return AdmissionRequest(
+        uid=uid, operation=operation, group=_str(gvk, "group", uid, "request.kind.group"),
+        version=_str(gvk, "version", uid, "request.kind.version"), kind=kind,
+        resource=resource[1], resource_group=resource[0],
+        sub_resource=_str(req, "subResource", uid, "request.subResource"),
+        namespace=_str(req, "namespace", uid, "request.namespace"),
+        dry_run=_dry_run(req, uid), **_requester(req, uid), **_objects(req, uid, operation, resource),
+    )
+
+
+def _dry_run(req: Mapping[str, Any], uid: str) -> bool:
+    dry_run = req.get("dryRun", False)
+    if dry_run is None:
+        return False
+    if not isinstance(dry_run, bool):
+        raise ReviewError(400, "request.dryRun must be a boolean", uid=uid)
+    return dry_run
+
+
+def _requester(req: Mapping[str, Any], uid: str) -> dict[str, Any]:
+    """Who writes: username, groups, field manager."""
     user = _obj(req, "userInfo", uid)
     groups = user.get("groups") or []
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise ReviewError(400, "request.userInfo.groups must be a list of strings", uid=uid)
     options = _obj_or_none(req, "options", uid) or {}
+    return {"username": _str(user, "username", uid, "request.userInfo.username"), "groups": tuple(groups),
+            "field_manager": _str(options, "fieldManager", uid, "request.options.fieldManager")}
+
+
+def _objects(req: Mapping[str, Any], uid: str, operation: str, resource: tuple[str, str]) -> dict[str, Any]:
+    """What the decision needs of the new and the stored object (never the bodies)."""
+    new = _obj_or_none(req, "object", uid)
+    old = _obj_or_none(req, "oldObject", uid)
+    new_meta = _obj_or_none(new, "metadata", uid) if new is not None else None
+    old_meta = _obj_or_none(old, "metadata", uid) if old is not None else None
     name = _str(req, "name", uid, "request.name") or _meta_str(new_meta, "name", uid) or _meta_str(
-        old_meta, "name", uid
-    )
-    dry_run = req.get("dryRun", False)
-    if dry_run is None:
-        dry_run = False
-    if not isinstance(dry_run, bool):
-        raise ReviewError(400, "request.dryRun must be a boolean", uid=uid)
-    return AdmissionRequest(
-        uid=uid,
-        operation=operation,
-        group=_str(gvk, "group", uid, "request.kind.group"),
-        version=_str(gvk, "version", uid, "request.kind.version"),
-        kind=kind,
-        resource=_str(gvr, "resource", uid, "request.resource.resource"),
-        resource_group=_str(gvr, "group", uid, "request.resource.group"),
-        sub_resource=_str(req, "subResource", uid, "request.subResource"),
-        namespace=_str(req, "namespace", uid, "request.namespace"),
-        name=name,
-        username=_str(user, "username", uid, "request.userInfo.username"),
-        groups=tuple(groups),
-        dry_run=dry_run,
-        new_annotations=_annotations(new_meta, uid),
-        old_annotations=_annotations(old_meta, uid),
-        field_manager=_str(options, "fieldManager", uid, "request.options.fieldManager"),
-        object_uid=_meta_str(old_meta, "uid", uid) or _meta_str(new_meta, "uid", uid),
-        finalizer_removal_only=operation == "UPDATE" and _only_removes_finalizers(old, new),
-    )
+        old_meta, "name", uid)
+    update = operation == "UPDATE"
+    return {
+        "name": name,
+        "new_annotations": _string_map(new_meta, "annotations", uid),
+        "old_annotations": _string_map(old_meta, "annotations", uid),
+        "new_labels": _string_map(new_meta, "labels", uid),
+        "old_labels": _string_map(old_meta, "labels", uid),
+        "object_uid": _meta_str(old_meta, "uid", uid) or _meta_str(new_meta, "uid", uid),
+        "finalizer_removal_only": update and _only_removes_finalizers(old, new),
+        "status_only": update and req.get("subResource") == "status" and _same_outside(old, new, "status"),
+        "old_lease": _lease_state(old, uid) if resource == LEASES else None,
+    }
 
 
 def _only_removes_finalizers(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
@@ -193,14 +219,33 @@ def _only_removes_finalizers(old: Mapping[str, Any] | None, new: Mapping[str, An
     if len(new_fin) >= len(old_fin) or not all(f in old_fin for f in new_fin):
         return False
     # Only now (rare: objects being deleted) compare the rest of the object.
-    strip = _without_volatile
-    return {k: v for k, v in old.items() if k != "metadata"} == {
-        k: v for k, v in new.items() if k != "metadata"
-    } and strip(old_meta) == strip(new_meta)
+    return _same_outside(old, new, "metadata.finalizers")
 
 
-def _without_volatile(meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k not in _VOLATILE_METADATA}
+def _same_outside(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, skip: str) -> bool:
+    """Whether ``old`` and ``new`` are equal but for ``skip`` (a top-level or ``metadata.`` field).
+
+    Volatile metadata (resourceVersion, managedFields, generation) never counts.
+    """
+    if old is None or new is None:
+        return False
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    if not isinstance(old_meta, dict) or not isinstance(new_meta, dict):
+        return False
+    skip_meta = _VOLATILE_METADATA | {skip.removeprefix("metadata.")}
+    if any(old.get(k) != new.get(k) for k in old.keys() | new.keys() if k not in (skip, "metadata")):
+        return False
+    return all(old_meta.get(k) == new_meta.get(k) for k in old_meta.keys() | new_meta.keys()
+               if k not in skip_meta)
+
+
+def _lease_state(old: Mapping[str, Any] | None, uid: str) -> LeaseState | None:
+    if old is None:
+        return None
+    try:
+        return LeaseState.from_json(old)
+    except (ValueError, TypeError) as exc:
+        raise ReviewError(400, f"oldObject is not a valid Lease: {exc}", uid=uid) from exc
 
 
 def build_response(
@@ -264,12 +309,12 @@ def _meta_str(meta: Mapping[str, Any] | None, key: str, uid: str) -> str:
     return _str(meta, key, uid, f"metadata.{key}") if meta is not None else ""
 
 
-def _annotations(meta: Mapping[str, Any] | None, uid: str) -> Mapping[str, str]:
+def _string_map(meta: Mapping[str, Any] | None, key: str, uid: str) -> Mapping[str, str]:
     if meta is None:
         return _EMPTY
-    value = meta.get("annotations")
+    value = meta.get(key)
     if value is None:
         return _EMPTY
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ReviewError(400, "metadata.annotations must map strings to strings", uid=uid)
+        raise ReviewError(400, f"metadata.{key} must map strings to strings", uid=uid)
     return value

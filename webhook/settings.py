@@ -18,17 +18,28 @@ import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
-from lockcore.settings import LockSettings, SettingsError, env_overrides, register_enum
+from lockcore.settings import LockSettings, SettingsError, env_overrides
 
 
 class EnforcementMode(str, enum.Enum):
     """What happens to a write the lock forbids."""
 
-    DENY = "deny"  # refused with HTTP 409
+    DENY = "deny"  # refused with HTTP 403
     WARN = "warn"  # allowed, with a warning kubectl prints
     DRYRUN = "dryrun"  # allowed silently; only audited
+
+    def stricter(self, other: EnforcementMode | None) -> EnforcementMode:
+        """The stricter of the two (deny > warn > dryrun); None changes nothing.
+
+        >>> EnforcementMode.DRYRUN.stricter(EnforcementMode.DENY), EnforcementMode.DENY.stricter(None)
+        (<EnforcementMode.DENY: 'deny'>, <EnforcementMode.DENY: 'deny'>)
+        """
+        if other is None:
+            return self
+        return max(self, other, key=_STRICTNESS.index)
 
 
 class FailurePolicy(str, enum.Enum):
@@ -45,9 +56,6 @@ class LeaseLookup(str, enum.Enum):
     CACHED = "cached"  # a watch-fed in-memory index, bounded staleness
 
 
-for _enum in (EnforcementMode, FailurePolicy, LeaseLookup):
-    register_enum(_enum)
-
 # Identities whose writes must never wait on a lock, or the cluster can wedge:
 # the namespace controller finishing a namespace deletion, the garbage
 # collector deleting dependents, and the control plane's own controllers.
@@ -59,6 +67,33 @@ DEFAULT_EXEMPT_USERS: tuple[str, ...] = (
 )
 DEFAULT_EXEMPT_GROUPS: tuple[str, ...] = ("system:nodes",)
 DEFAULT_EXEMPT_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+# Who may renew, update or delete a live lock Lease it did not take: the
+# operators' way out (force-release). system:masters is the cluster admin.
+DEFAULT_LOCK_ADMIN_GROUPS: tuple[str, ...] = ("system:masters",)
+_STRICTNESS = (EnforcementMode.DRYRUN, EnforcementMode.WARN, EnforcementMode.DENY)
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What :func:`webhook.decision.decide` needs: the lock settings and the rules' policy.
+
+    See :class:`WebhookSettings` for the meaning of each field.
+    """
+
+    lock: LockSettings = field(default_factory=LockSettings)
+    exempt_users: tuple[str, ...] = DEFAULT_EXEMPT_USERS
+    exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
+    exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
+    lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
+    janus_field_manager: bool = False
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """What :func:`webhook.decision.enforce` needs: what a refusal means."""
+
+    mode: EnforcementMode = EnforcementMode.DENY
+    lookup_failure_policy: FailurePolicy = FailurePolicy.DENY
 
 
 @dataclass(frozen=True)
@@ -77,6 +112,8 @@ class WebhookSettings:
         lookup_timeout_seconds: the API call timeout for a Lease read.
         exempt_users / exempt_groups / exempt_namespaces: comma-separated.
         janus_field_manager: accept field manager ``janus-<txn>`` as proof.
+        lock_admin_groups: groups whose members may update or delete a live
+            lock Lease they did not take (force-release); comma-separated.
         events: emit a Kubernetes Event for each blocked write.
         max_body_bytes: larger admission requests are refused with HTTP 413. The
             default (4 MiB) fits a review of the largest object etcd stores
@@ -122,6 +159,7 @@ class WebhookSettings:
     exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
     exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
     janus_field_manager: bool = False
+    lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
     events: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
     retain_freed_memory_mib: int = 16
@@ -165,6 +203,18 @@ class WebhookSettings:
             raise SettingsError(f"log_level {self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise SettingsError("tls_cert_file and tls_key_file must be given together")
+
+    @cached_property
+    def policy(self) -> DecisionPolicy:
+        """The part the decision reads (built once: it is on every request's path)."""
+        return DecisionPolicy(lock=self.lock, exempt_users=self.exempt_users, exempt_groups=self.exempt_groups,
+                              exempt_namespaces=self.exempt_namespaces, lock_admin_groups=self.lock_admin_groups,
+                              janus_field_manager=self.janus_field_manager)
+
+    @cached_property
+    def enforcement(self) -> Enforcement:
+        """The part that says what a refusal means."""
+        return Enforcement(mode=self.mode, lookup_failure_policy=self.lookup_failure_policy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:

@@ -92,20 +92,20 @@ The schema checks types and enums; these are the rules that need more than one v
 */}}
 {{- define "leasegate.validate" -}}
 {{- $forbiddenGroups := list "coordination.k8s.io" "events.k8s.io" "authentication.k8s.io" "authorization.k8s.io" "admissionregistration.k8s.io" -}}
-{{- $forbiddenResources := list "*" "*/*" "leases" "events" "namespaces" -}}
-{{- range $i, $rule := .Values.webhook.rules -}}
+{{- $forbiddenResources := list "*" "*/*" "leases" "events" -}}
+{{- range $i, $rule := .Values.webhook.resources -}}
 {{- range $rule.apiGroups -}}
 {{- if has . $forbiddenGroups -}}
-{{- fail (printf "webhook.rules[%d].apiGroups: %q must not be intercepted (Leases are the locks themselves; Events and reviews are written by the webhook and the API server)" $i .) -}}
+{{- fail (printf "webhook.resources[%d].apiGroups: %q must not be intercepted (Leases are the locks themselves, judged by their own webhook; Events and reviews are written by the webhook and the API server)" $i .) -}}
 {{- end -}}
 {{- if eq . "*" -}}
-{{- fail (printf "webhook.rules[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases; list the API groups to lock" $i) -}}
+{{- fail (printf "webhook.resources[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases; list the API groups to lock" $i) -}}
 {{- end -}}
 {{- end -}}
 {{- range $rule.resources -}}
 {{- $base := (splitList "/" .) | first -}}
 {{- if or (has . $forbiddenResources) (has $base $forbiddenResources) (hasSuffix "reviews" $base) -}}
-{{- fail (printf "webhook.rules[%d].resources: %q must not be intercepted by leasegate (never leases, events, namespaces, *reviews or the wildcard)" $i .) -}}
+{{- fail (printf "webhook.resources[%d].resources: %q must not be intercepted by leasegate (never leases, events, *reviews or the wildcard)" $i .) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -132,4 +132,46 @@ The schema checks types and enums; these are the rules that need more than one v
 {{/* CEL string literal list: ["a", "b"] (JSON string escapes are valid CEL). */}}
 {{- define "leasegate.celList" -}}
 [{{- range $i, $s := . -}}{{- if $i -}}, {{ end -}}{{- $s | toJson -}}{{- end -}}]
+{{- end -}}
+
+{{/*
+The webhooks' names, rules and objectSelectors, as webhook/registration.py
+webhook_entries() builds them (tests/unit/charts compares the two): marked
+objects' updates and deletes, every create and scale, lock Leases. Under the
+janus profile (no markers) one webhook judges every write.
+*/}}
+{{- define "leasegate.webhookEntries" -}}
+{{- $name := .Values.webhook.name -}}
+{{- $plain := list -}}{{- $withStatus := list -}}{{- $creates := list -}}
+{{- range .Values.webhook.resources -}}
+{{- $status := list -}}{{- range .resources -}}{{- $status = append $status (printf "%s/status" .) -}}{{- end -}}
+{{- $withStatus = append $withStatus (dict "apiGroups" .apiGroups "resources" (concat .resources $status)) -}}
+{{- $plain = append $plain (dict "apiGroups" .apiGroups "resources" .resources) -}}
+{{- end -}}
+{{- $scale := list (dict "apiGroups" (list "") "resources" (list "replicationcontrollers/scale") "operations" (list "UPDATE")) (dict "apiGroups" (list "apps") "resources" (list "deployments/scale" "replicasets/scale" "statefulsets/scale") "operations" (list "UPDATE")) -}}
+{{- $entries := list -}}
+{{- if eq .Values.config.profile "janus" -}}
+{{- $rules := list -}}
+{{- range $withStatus -}}{{- $rules = append $rules (merge (dict "operations" (list "CREATE" "UPDATE" "DELETE")) .) -}}{{- end -}}
+{{- $entries = append $entries (dict "name" $name "rules" (concat $rules $scale) "objectSelector" .Values.webhook.objectSelector) -}}
+{{- else -}}
+{{- $updates := list -}}
+{{- range $withStatus -}}{{- $updates = append $updates (merge (dict "operations" (list "UPDATE" "DELETE")) .) -}}{{- end -}}
+{{- range $plain -}}{{- $creates = append $creates (merge (dict "operations" (list "CREATE")) .) -}}{{- end -}}
+{{- $marker := dict "key" "leasegate.io/locked" "operator" "Exists" -}}
+{{- $objects := deepCopy .Values.webhook.objectSelector -}}
+{{- $_ := set $objects "matchExpressions" (append ($objects.matchExpressions | default list) $marker) -}}
+{{- $entries = append $entries (dict "name" $name "rules" $updates "objectSelector" $objects) -}}
+{{- $entries = append $entries (dict "name" (printf "creates.%s" $name) "rules" (concat $creates $scale) "objectSelector" .Values.webhook.objectSelector) -}}
+{{- $leases := list (dict "apiGroups" (list "coordination.k8s.io") "resources" (list "leases") "operations" (list "UPDATE" "DELETE")) -}}
+{{- $lockLabel := dict "matchExpressions" (list (dict "key" "leasegate.io/transaction" "operator" "Exists")) -}}
+{{- $entries = append $entries (dict "name" (printf "leases.%s" $name) "rules" $leases "objectSelector" $lockLabel) -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $entries -}}
+{{- $rules := list -}}
+{{- range .rules -}}{{- $rules = append $rules (merge (dict "apiVersions" (list "*") "scope" "*") .) -}}{{- end -}}
+{{- $out = append $out (merge (dict "rules" $rules) .) -}}
+{{- end -}}
+{{- $out | toJson -}}
 {{- end -}}

@@ -16,7 +16,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
+from webhook.registration import DEFAULT_RESOURCES, skip_identities, webhook_configuration
 from webhook.settings import WebhookSettings
 
 from .helm import CHART, by_kind, container_env, lint, one, template, template_error
@@ -48,9 +50,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "matchConditions": [{"name": "not-dry-run-bots",
                              "expression": "!request.userInfo.username.startsWith('bot:')"}],
         "excludeNamespaces": ["monitoring"]}},
-    "custom-rules-crd": {"webhook": {"rules": [
-        {"apiGroups": ["example.com"], "apiVersions": ["v1"], "resources": ["widgets"],
-         "operations": ["UPDATE", "DELETE"], "scope": "*"}]}},
+    "custom-resources-crd": {"webhook": {"resources": [{"apiGroups": ["example.com"], "resources": ["widgets"]}]}},
     "external-sa": {"serviceAccount": {"create": False, "name": "preexisting"}, "rbac": {"create": False}},
     "digest-image": {"image": {"digest": "sha256:" + "a" * 64}},
     "network-policy": {"networkPolicy": {
@@ -71,6 +71,11 @@ def rendered(option: str) -> list[dict[str, Any]]:
 def webhooks(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     hooks: list[dict[str, Any]] = one(docs, "ValidatingWebhookConfiguration")["webhooks"]
     return hooks
+
+
+def objects_hook(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The webhook judging updates and deletes of (marked) objects: always the first."""
+    return webhooks(docs)[0]
 
 
 # -- lint and template ------------------------------------------------------------
@@ -112,6 +117,13 @@ def test_chart_requires_kubernetes_with_match_conditions() -> None:
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
     for hook in webhooks(rendered(option)):
+        if hook["name"].startswith("leases."):
+            # Lock Leases only (by their transaction label), never the other Leases.
+            assert hook["rules"] == [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["*"],
+                                      "resources": ["leases"], "operations": ["UPDATE", "DELETE"], "scope": "*"}]
+            assert hook["objectSelector"] == {"matchExpressions": [{"key": "leasegate.io/transaction",
+                                                                    "operator": "Exists"}]}
+            continue
         for rule in hook["rules"]:
             assert "*" not in rule["apiGroups"]
             assert not {"coordination.k8s.io", "events.k8s.io"} & set(rule["apiGroups"])
@@ -123,17 +135,20 @@ def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
 
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 def test_webhook_always_excludes_kube_system_and_release_namespace(option: str) -> None:
-    (hook,) = webhooks(rendered(option))
-    expressions = hook["namespaceSelector"]["matchExpressions"]
-    excluded = [e for e in expressions
-                if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
-    assert len(excluded) == 1
-    assert {"kube-system", "leasegate-system"} <= set(excluded[0]["values"])
+    for hook in webhooks(rendered(option)):
+        expressions = hook["namespaceSelector"]["matchExpressions"]
+        excluded = [e for e in expressions
+                    if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"]
+        assert len(excluded) == 1
+        # The Lease webhook keeps the release namespace: the lock namespace of cluster-scoped objects.
+        release = set() if hook["name"].startswith("leases.") else {"leasegate-system"}
+        assert {"kube-system"} | release <= set(excluded[0]["values"])
+        assert not hook["name"].startswith("leases.") or "leasegate-system" not in excluded[0]["values"]
 
 
 def test_release_namespace_excluded_whatever_it_is() -> None:
     docs = template(namespace="platform-locks")
-    (hook,) = webhooks(docs)
+    hook = objects_hook(docs)
     (expr,) = hook["namespaceSelector"]["matchExpressions"]
     assert "platform-locks" in expr["values"] and "kube-system" in expr["values"]
     # Even if the user empties every list of exemptions.
@@ -143,14 +158,15 @@ def test_release_namespace_excluded_whatever_it_is() -> None:
 
 
 def test_user_selectors_are_merged_not_replaced() -> None:
-    (hook,) = webhooks(rendered("selectors"))
+    hook = objects_hook(rendered("selectors"))
     selector = hook["namespaceSelector"]
     assert selector["matchLabels"] == {"team": "shop"}
     assert {"key": "tier", "operator": "In", "values": ["prod"]} in selector["matchExpressions"]
     always = selector["matchExpressions"][-1]
     assert always["operator"] == "NotIn"
     assert {"kube-system", "leasegate-system", "monitoring", "kube-public"} <= set(always["values"])
-    assert hook["objectSelector"] == {"matchLabels": {"leasegate.io/locked": "true"}}
+    assert hook["objectSelector"] == {"matchLabels": {"leasegate.io/locked": "true"}, "matchExpressions": [
+        {"key": "leasegate.io/locked", "operator": "Exists"}]}
     names = [c["name"] for c in hook["matchConditions"]]
     assert names == ["leasegate-skip-exempt-users", "leasegate-skip-exempt-groups", "not-dry-run-bots"]
 
@@ -161,34 +177,59 @@ def test_selector_label_values_that_look_like_numbers_stay_strings(value: str) -
     suffix "348e09", which YAML 1.1 reads as 3.48e11): it must pass the schema and
     reach the rendered webhook unchanged."""
     docs = template({"webhook": {"namespaceSelector": {"matchLabels": {"scope": value}}}})
-    (hook,) = webhooks(docs)
-    assert hook["namespaceSelector"]["matchLabels"] == {"scope": value}
+    for hook in webhooks(docs):
+        assert hook["namespaceSelector"]["matchLabels"] == {"scope": value}
 
 
-def test_webhook_defaults() -> None:
-    docs = rendered("default")
-    (hook,) = webhooks(docs)
-    assert hook["failurePolicy"] == "Fail"
-    assert hook["sideEffects"] == "NoneOnDryRun"
-    assert hook["admissionReviewVersions"] == ["v1"]
-    assert hook["timeoutSeconds"] == 5
-    service = one(docs, "Service")
-    assert hook["clientConfig"]["service"] == {
-        "name": service["metadata"]["name"], "namespace": "leasegate-system",
-        "path": "/validate", "port": 443}
-    resources = {(g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"),
-            ("", "configmaps"), ("", "secrets"), ("", "services"), ("batch", "jobs")} <= resources
-    for rule in hook["rules"]:
-        assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
-    users_expr = hook["matchConditions"][0]["expression"]
-    for user in WebhookSettings().exempt_users:
-        assert json.dumps(user) in users_expr
+@pytest.mark.parametrize("profile", list(Profile))
+def test_chart_renders_the_registration_the_tests_use(profile: Profile) -> None:
+    """One registration: the chart's webhooks are webhook.registration's, field for field."""
+    docs = template({"config": {"profile": profile.value}})
+    vwc = one(docs, "ValidatingWebhookConfiguration")
+    service = one(docs, "Service")["metadata"]["name"]
+    settings = WebhookSettings()
+    ca = base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"])
+    excluded = list(dict.fromkeys(["kube-system", "leasegate-system", *settings.exempt_namespaces]))
+    expected = webhook_configuration(
+        vwc["metadata"]["name"], ca, service=("leasegate-system", service, 443),
+        profile=LockProfile.of(profile),
+        namespace_selector={"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                                  "values": excluded}]},
+        lease_namespace_selector={"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                                        "values": list(dict.fromkeys(["kube-system", *settings.exempt_namespaces]))}]},
+        match_conditions=skip_identities(settings.exempt_users, settings.exempt_groups))
+    assert vwc["webhooks"] == expected["webhooks"]
+    assert [h["name"] for h in vwc["webhooks"]] == (
+        ["locks.leasegate.io", "creates.locks.leasegate.io", "leases.locks.leasegate.io"]
+        if profile is Profile.LEASEGATE else ["locks.leasegate.io"])
+
+
+def test_chart_resources_are_the_registrations_defaults() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["webhook"]["resources"] == [dict(r) for r in DEFAULT_RESOURCES]
+
+
+def test_unlocked_objects_never_reach_the_webhook_by_default() -> None:
+    objects, creates, leases = webhooks(rendered("default"))
+    assert objects["objectSelector"] == {"matchExpressions": [{"key": "leasegate.io/locked", "operator": "Exists"}]}
+    assert {op for rule in objects["rules"] for op in rule["operations"]} == {"UPDATE", "DELETE"}
+    assert {op for rule in creates["rules"] for op in rule["operations"]} == {"CREATE", "UPDATE"}
+    scale = {(g, r) for rule in creates["rules"] if rule["operations"] == ["UPDATE"]
+             for g in rule["apiGroups"] for r in rule["resources"]}
+    assert scale == {("apps", "deployments/scale"), ("apps", "statefulsets/scale"), ("apps", "replicasets/scale"),
+                     ("", "replicationcontrollers/scale")}
+    covered = {(g, r) for rule in objects["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    # Cluster-scoped kinds users lock are covered, and status writes of marked objects are judged.
+    assert {("", "namespaces"), ("rbac.authorization.k8s.io", "clusterroles"), ("apps", "deployments/status"),
+            ("", "namespaces/status")} <= covered
+    assert leases["failurePolicy"] == objects["failurePolicy"] == "Fail"
 
 
 def test_skip_exempt_identities_can_be_turned_off() -> None:
-    (hook,) = webhooks(template({"webhook": {"skipExemptIdentities": False}}))
-    assert "matchConditions" not in hook
+    for hook in webhooks(template({"webhook": {"skipExemptIdentities": False}})):
+        assert "matchConditions" not in hook
 
 
 # -- certificates -------------------------------------------------------------------
@@ -211,8 +252,8 @@ def test_self_signed_certificate_is_valid_for_the_service() -> None:
     assert f"{service}.leasegate-system.svc" in sans
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in usage
-    (hook,) = webhooks(docs)
-    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    for hook in webhooks(docs):
+        assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "tls", "secret": {"secretName": secret["metadata"]["name"], "defaultMode": 0o440}} in volumes
 
@@ -221,8 +262,7 @@ def test_cert_manager_mode() -> None:
     docs = rendered("cert-manager")
     assert not by_kind(docs, "Secret"), "cert-manager writes the Secret, not Helm"
     vwc = one(docs, "ValidatingWebhookConfiguration")
-    (hook,) = vwc["webhooks"]
-    assert "caBundle" not in hook["clientConfig"]
+    assert all("caBundle" not in hook["clientConfig"] for hook in vwc["webhooks"])
     serving = [c for c in by_kind(docs, "Certificate") if not c["spec"].get("isCA")]
     assert len(serving) == 1
     cert = serving[0]
@@ -230,7 +270,8 @@ def test_cert_manager_mode() -> None:
         f"leasegate-system/{cert['metadata']['name']}")
     volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     assert any(v.get("secret", {}).get("secretName") == cert["spec"]["secretName"] for v in volumes)
-    assert f"{hook['clientConfig']['service']['name']}.leasegate-system.svc" in cert["spec"]["dnsNames"]
+    for hook in vwc["webhooks"]:
+        assert f"{hook['clientConfig']['service']['name']}.leasegate-system.svc" in cert["spec"]["dnsNames"]
     # Own issuer chain only when none is given.
     assert len(by_kind(docs, "Issuer")) == 2
     given = rendered("cert-manager-cluster-issuer")
@@ -241,8 +282,8 @@ def test_cert_manager_mode() -> None:
 def test_existing_secret_mode() -> None:
     docs = rendered("existing-secret")
     assert not by_kind(docs, "Secret")
-    (hook,) = webhooks(docs)
-    assert hook["clientConfig"]["caBundle"] == OPTIONS["existing-secret"]["tls"]["caBundle"]
+    for hook in webhooks(docs):
+        assert hook["clientConfig"]["caBundle"] == OPTIONS["existing-secret"]["tls"]["caBundle"]
     volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
     assert any(v.get("secret", {}).get("secretName") == "my-webhook-tls" for v in volumes)
 
@@ -449,10 +490,10 @@ SCHEMA_REJECTS = [
     ({"config": {"txnAnnotation": "not a key!"}}, "at '/config/txnAnnotation'"),
     ({"config": {"exemptUsers": ["alice,bob"]}}, "at '/config/exemptUsers/0': 'alice,bob' does not match pattern"),
     ({"config": {"clockSkewSeconds": -1}}, "at '/config/clockSkewSeconds': minimum: got -1, want 0"),
-    ({"webhook": {"rules": []}}, "at '/webhook/rules': minItems: got 0, want 1"),
-    ({"webhook": {"rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"],
-                             "operations": ["PATCH"]}]}},
-     "at '/webhook/rules/0/operations/0': value must be one of 'CREATE', 'UPDATE', 'DELETE', 'CONNECT', '*'"),
+    ({"webhook": {"resources": []}}, "at '/webhook/resources': minItems: got 0, want 1"),
+    ({"webhook": {"resources": [{"apiGroups": ["apps"], "resources": ["deployments/scale"]}]}},
+     "at '/webhook/resources/0/resources/0': 'deployments/scale' does not match pattern"),
+    ({"webhook": {"rules": []}}, "additional properties 'rules' not allowed"),
     ({"podAntiAffinity": "sometimes"}, "at '/podAntiAffinity': value must be one of 'soft', 'hard', 'none'"),
     ({"image": {"digest": "md5:abc"}}, "at '/image/digest'"),
     ({"networkPolicy": {"enabled": "yes"}}, "at '/networkPolicy/enabled': got string, want boolean"),
@@ -487,15 +528,15 @@ def test_network_policy_admits_only_the_given_peers() -> None:
 
 
 def _rule(groups: list[str], resources: list[str]) -> dict[str, Any]:
-    return {"webhook": {"rules": [{"apiGroups": groups, "apiVersions": ["*"], "resources": resources,
-                                   "operations": ["UPDATE"]}]}}
+    return {"webhook": {"resources": [{"apiGroups": groups, "resources": resources}]}}
 
 
 CHART_REJECTS = [
-    (_rule(["coordination.k8s.io"], ["leases"]), "webhook.rules[0].apiGroups: \"coordination.k8s.io\" must not be intercepted"),
-    (_rule([""], ["events"]), "webhook.rules[0].resources: \"events\" must not be intercepted"),
-    (_rule(["apps"], ["*"]), "webhook.rules[0].resources: \"*\" must not be intercepted"),
-    (_rule(["*"], ["deployments"]), "webhook.rules[0].apiGroups: \"*\" would intercept coordination.k8s.io Leases"),
+    (_rule(["coordination.k8s.io"], ["leases"]),
+     "webhook.resources[0].apiGroups: \"coordination.k8s.io\" must not be intercepted"),
+    (_rule([""], ["events"]), "webhook.resources[0].resources: \"events\" must not be intercepted"),
+    (_rule(["apps"], ["*"]), "at '/webhook/resources/0/resources/0': '*' does not match pattern"),
+    (_rule(["*"], ["deployments"]), "webhook.resources[0].apiGroups: \"*\" would intercept coordination.k8s.io Leases"),
     (_rule(["example.com"], ["widgetreviews"]), "\"widgetreviews\" must not be intercepted"),
     (_rule(["authorization.k8s.io"], ["subjectaccessreviews"]), "\"authorization.k8s.io\" must not be intercepted"),
     ({"config": {"lookupTimeoutSeconds": 5}, "webhook": {"timeoutSeconds": 5}},

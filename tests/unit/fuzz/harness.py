@@ -23,7 +23,7 @@ from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
 from tests.support.admission import assert_well_formed
 from webhook.app import create_app
-from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed, decide, lease_for
+from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed, decide, enforce, lease_for
 from webhook.review import ReviewError, parse_review
 from webhook.settings import WebhookSettings
 
@@ -48,6 +48,8 @@ class FixedLeases:
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         return self.found
+
+    lookup_fresh = lookup
 
 
 class Harness:
@@ -74,8 +76,8 @@ class Harness:
             return
         assert resp.status_code == 200, (resp.status_code, resp.data[:300])
         response = assert_well_formed(json.loads(resp.data), expected.uid)
-        found = LOOKUPS[lookup] if lease_for(expected, SETTINGS) is not None else ABSENT
-        verdict = decide(expected, found, SETTINGS, NOW)
+        found = LOOKUPS[lookup] if lease_for(expected, SETTINGS.policy) is not None else ABSENT
+        verdict = enforce(decide(expected, found, SETTINGS.policy, NOW), SETTINGS.enforcement)
         assert response["allowed"] is verdict.allowed
         self.outcomes["allowed" if verdict.allowed else "denied"] += 1
 

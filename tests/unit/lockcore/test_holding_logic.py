@@ -25,7 +25,7 @@ class FlakyManager:
     def ref_for(self, key: ResourceKey) -> LeaseRef:
         return LeaseRef(key.namespace, key.name)
 
-    def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *,
+    def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *, fence: bool = True,
                 wait: float | None = None) -> LeaseRef:
         return self.ref_for(key)
 
@@ -66,7 +66,7 @@ def test_errors_until_the_lease_runs_out_mean_loss() -> None:
 
 def test_partial_acquire_is_rolled_back() -> None:
     class Refusing(FlakyManager):
-        def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *,
+        def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *, fence: bool = True,
                     wait: float | None = None) -> LeaseRef:
             if key.name == "b":
                 raise AlreadyLockedError("b", "other")

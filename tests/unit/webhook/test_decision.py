@@ -1,4 +1,4 @@
-"""Every lock rule of webhook.decision.decide, table by table, plus a property test."""
+"""Every lock rule of webhook.decision (decide, enforce, trusts_cache), table by table, plus property tests."""
 
 from __future__ import annotations
 
@@ -10,16 +10,22 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
+from lockcore.profiles import Profile
 from lockcore.settings import LockSettings
 from webhook.decision import (
     ABSENT,
     LeaseLookupResult,
     LookupFailed,
+    Outcome,
     Reason,
+    Verdict,
     decide,
+    enforce,
     lease_for,
+    trusts_cache,
 )
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
@@ -27,13 +33,17 @@ from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 TXN = "leasegate.io/transaction"
 SETTINGS = WebhookSettings()
+JANUS = WebhookSettings(lock=LockSettings(profile=Profile.JANUS), janus_field_manager=True)
 
 
 def req(operation: str = "UPDATE", *, new: str | None = None, old: str | None = None,
         user: str = "bob", groups: tuple[str, ...] = ("developers",), namespace: str = "shop",
         name: str = "cfg", group: str = "", kind: str = "ConfigMap", resource: str = "configmaps",
         sub: str = "", manager: str = "", finalizers_only: bool = False,
-        resource_group: str | None = None) -> AdmissionRequest:
+        resource_group: str | None = None, marker: str | None = "t1", new_marker: str | None = "",
+        status_only: bool = False, old_lease: LeaseState | None = None) -> AdmissionRequest:
+    """A request; the object is marked ``marker`` before and after (``new_marker`` "" = unchanged)."""
+    after = marker if new_marker == "" else new_marker
     return AdmissionRequest(
         uid="u1", operation=operation, group=group, version="v1", kind=kind, resource=resource,
         resource_group=group if resource_group is None else resource_group, sub_resource=sub,
@@ -41,7 +51,15 @@ def req(operation: str = "UPDATE", *, new: str | None = None, old: str | None = 
         new_annotations={TXN: new} if new is not None else {},
         old_annotations={TXN: old} if old is not None else {},
         field_manager=manager, finalizer_removal_only=finalizers_only,
+        old_labels={LOCKED_LABEL: marker} if marker and operation != "CREATE" else {},
+        new_labels={LOCKED_LABEL: after} if after and operation != "DELETE" else {},
+        status_only=status_only, old_lease=old_lease,
     )
+
+
+def judge(request: AdmissionRequest, found: LeaseLookupResult, settings: WebhookSettings = SETTINGS,
+          now: datetime = NOW) -> Verdict:
+    return enforce(decide(request, found, settings.policy, now), settings.enforcement)
 
 
 def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, duration: int = 60) -> LeaseState:
@@ -50,6 +68,16 @@ def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, dura
 
 
 HELD = lease()
+
+
+def lease_req(operation: str = "UPDATE", *, user: str, groups: tuple[str, ...] = ("developers",),
+              principal: str = "alice", age: float = 10) -> AdmissionRequest:
+    """A write to the lock Lease of configmap cfg (its stored version is a live lock by default)."""
+    stored = replace(lease(principal=principal, age=age), namespace="shop", name="lg.configmap.cfg",
+                     labels={TXN: "t1"})
+    return req(operation, user=user, groups=groups, group="coordination.k8s.io", kind="Lease",
+               resource="leases", name="lg.configmap.cfg", marker=None,
+               old_lease=stored if operation != "CREATE" else None)
 
 
 @dataclass(frozen=True)
@@ -93,8 +121,10 @@ CASES = [
     Case("delete of stamped object by another user", req("DELETE", old="t1"), HELD, False,
          Reason.CARRIED_OVER),
     Case("delete of unstamped object", req("DELETE"), HELD, False, Reason.NOT_IN_TRANSACTION),
-    Case("delete of stamped object, no principal recorded", req("DELETE", old="t1"),
-         lease(principal=""), True, Reason.IN_TRANSACTION),
+    Case("delete of stamped object, janus profile (no principal recorded)", req("DELETE", old="t1"),
+         lease(principal=""), True, Reason.IN_TRANSACTION, JANUS),
+    Case("delete of stamped object, no principal recorded, leasegate profile", req("DELETE", old="t1"),
+         lease(principal=""), False, Reason.CARRIED_OVER),
     Case("delete ignores the (absent) new object", req("DELETE", new="t1"), HELD, False,
          Reason.NOT_IN_TRANSACTION),
     # -- janus field manager -------------------------------------------------
@@ -114,7 +144,7 @@ CASES = [
     Case("exempt namespace", req(namespace="kube-system"), HELD, True, Reason.EXEMPT_NAMESPACE),
     Case("custom exempt user", req(user="ci-bot"), HELD, True, Reason.EXEMPT_USER,
          replace(SETTINGS, exempt_users=("ci-bot",))),
-    Case("lock leases never intercepted",
+    Case("a Lease that is no lock is not guarded",
          req(group="coordination.k8s.io", kind="Lease", resource="leases"), HELD, True,
          Reason.LOCK_LEASE),
     Case("connect is not a write", req("CONNECT"), HELD, True, Reason.CONNECT),
@@ -122,10 +152,18 @@ CASES = [
     Case("generateName create has no name yet", req("CREATE", name=""), HELD, True, Reason.NO_NAME),
     Case("finalizer removal on a deleting object", req(finalizers_only=True), HELD, True,
          Reason.FINALIZER_REMOVAL),
-    Case("status subresource", req(sub="status"), HELD, True, Reason.STATUS_SUBRESOURCE),
+    Case("status write changing only status", req(sub="status", status_only=True), HELD, True,
+         Reason.STATUS_SUBRESOURCE),
+    Case("status write changing metadata is judged", req(sub="status"), HELD, False,
+         Reason.NOT_IN_TRANSACTION),
+    Case("status write by the holder with proof", req(sub="status", new="t1"), HELD, True,
+         Reason.IN_TRANSACTION),
     Case("scale subresource judged on the parent",
          req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps",
-             sub="scale"), HELD, False, Reason.NOT_IN_TRANSACTION),
+             sub="scale", marker=None), HELD, False, Reason.NOT_IN_TRANSACTION),
+    Case("scale by the lock's principal", req(group="autoscaling", kind="Scale", resource="deployments",
+                                              resource_group="apps", sub="scale", marker=None, user="alice"),
+         HELD, True, Reason.PRINCIPAL_SCALE),
     Case("scale of an unknown parent is unlockable",
          req(group="autoscaling", kind="Scale", resource="widgets", resource_group="example.com",
              sub="scale"), HELD, True, Reason.UNLOCKABLE),
@@ -141,6 +179,42 @@ CASES = [
          replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW)),
     Case("lookup failure irrelevant when exempt", req(user="system:kube-scheduler"),
          LookupFailed("timeout"), True, Reason.EXEMPT_USER),
+    # -- the marker (fence) --------------------------------------------------
+    Case("holder removing the marker", req(new="t1", new_marker=None, user="alice"), HELD, False,
+         Reason.MARKER_MISSING),
+    Case("holder changing the marker", req(new="t1", new_marker="t2", user="alice"), HELD, False,
+         Reason.MARKER_MISSING),
+    Case("create of a locked name without marker", req("CREATE", new="t1", marker=None), HELD, False,
+         Reason.MARKER_MISSING),
+    Case("create of a locked name with marker and proof", req("CREATE", new="t1"), HELD, True,
+         Reason.IN_TRANSACTION),
+    Case("stamp by the holder", req(new="t1", marker=None, new_marker="t1", user="alice"), HELD, True,
+         Reason.IN_TRANSACTION),
+    Case("stamp of a takeover", req(new="t1", old="t0", marker="t0", new_marker="t1", user="alice"), HELD,
+         True, Reason.IN_TRANSACTION),
+    Case("stale marker removed with no lease", req(new_marker=None), ABSENT, True, Reason.UNLOCKED),
+    Case("stale marker removed, lease expired", req(new_marker=None), lease(age=63), True, Reason.EXPIRED),
+    Case("marker not required under janus", req("CREATE", new="t1", marker=None), HELD, True,
+         Reason.IN_TRANSACTION, JANUS),
+    Case("delete needs no new marker", req("DELETE", old="t1", user="alice"), HELD, True,
+         Reason.PRINCIPAL_CARRIED_OVER),
+    # -- lock Leases ---------------------------------------------------------
+    Case("live lock Lease deleted by another user", lease_req("DELETE", user="bob"), ABSENT, False,
+         Reason.LEASE_NOT_HOLDER),
+    Case("live lock Lease updated by another user", lease_req(user="bob"), ABSENT, False,
+         Reason.LEASE_NOT_HOLDER),
+    Case("live lock Lease renewed by its principal", lease_req(user="alice"), ABSENT, True,
+         Reason.LEASE_HOLDER),
+    Case("live lock Lease force-released by an admin", lease_req("DELETE", user="root",
+                                                                 groups=("system:masters",)), ABSENT, True,
+         Reason.LEASE_ADMIN),
+    Case("expired lock Lease taken over", lease_req(user="bob", age=63), ABSENT, True, Reason.EXPIRED),
+    Case("lock Lease create is not judged", lease_req("CREATE", user="bob"), ABSENT, True, Reason.LOCK_LEASE),
+    Case("janus Lease without principal is not guarded", lease_req(user="bob", principal=""), ABSENT, True,
+         Reason.LOCK_LEASE),
+    Case("exempt user may delete a live lock Lease (namespace deletion)",
+         lease_req("DELETE", user="system:serviceaccount:kube-system:namespace-controller"), ABSENT, True,
+         Reason.EXEMPT_USER),
     # -- custom annotation key ---------------------------------------------
     Case("custom annotation key is the one read", req(new="t1"), HELD, False,
          Reason.NOT_IN_TRANSACTION, replace(SETTINGS, lock=LockSettings(txn_annotation="example.com/txn"))),
@@ -149,68 +223,97 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rule(case: Case) -> None:
-    verdict = decide(case.request, case.lease, case.settings, NOW)
+    verdict = judge(case.request, case.lease, case.settings)
     assert (verdict.allowed, verdict.reason) == (case.allowed, case.reason)
     if not verdict.allowed:
-        assert verdict.code in (409, 503) and verdict.message
-    # lease_for names a Lease exactly when the verdict depends on one.
+        assert verdict.code in (403, 503) and verdict.message
+    # lease_for names a Lease exactly when the verdict depends on one (a lock
+    # Lease's own write is judged on its stored version).
     needs_lease = case.reason not in {
         Reason.CONNECT, Reason.LOCK_LEASE, Reason.EXEMPT_USER, Reason.EXEMPT_GROUP,
         Reason.EXEMPT_NAMESPACE, Reason.STATUS_SUBRESOURCE, Reason.NO_NAME,
-        Reason.FINALIZER_REMOVAL, Reason.UNLOCKABLE,
-    }
-    assert (lease_for(case.request, case.settings) is not None) == needs_lease
+        Reason.FINALIZER_REMOVAL, Reason.UNLOCKABLE, Reason.LEASE_HOLDER, Reason.LEASE_ADMIN,
+        Reason.LEASE_NOT_HOLDER,
+    } and case.request.resource != "leases"
+    assert (lease_for(case.request, case.settings.policy) is not None) == needs_lease
 
 
 def test_lease_location_matches_lockcore() -> None:
-    assert lease_for(req(), SETTINGS) == LeaseRef("shop", "lg.configmap.cfg")
+    assert lease_for(req(), SETTINGS.policy) == LeaseRef("shop", "lg.configmap.cfg")
     cluster = req(namespace="", kind="Namespace", resource="namespaces", name="shop")
-    assert lease_for(cluster, SETTINGS) == LeaseRef("leasegate-system", "lgc.namespace.shop")
+    assert lease_for(cluster, SETTINGS.policy) == LeaseRef("leasegate-system", "lgc.namespace.shop")
     # The API server sets request.namespace of a Namespace to its own name.
     namespace_obj = req(namespace="shop", kind="Namespace", resource="namespaces", name="shop")
-    assert lease_for(namespace_obj, SETTINGS) == LeaseRef("leasegate-system", "lgc.namespace.shop")
+    assert lease_for(namespace_obj, SETTINGS.policy) == LeaseRef("leasegate-system", "lgc.namespace.shop")
     scale = req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps", sub="scale",
                 name="web")
-    assert lease_for(scale, SETTINGS) == LeaseRef("shop", "lg.deployment.web.apps")
+    assert lease_for(scale, SETTINGS.policy) == LeaseRef("shop", "lg.deployment.web.apps")
 
 
 def test_deny_message_is_actionable() -> None:
-    verdict = decide(req(), HELD, SETTINGS, NOW)
-    assert verdict.code == 409 and verdict.would_deny and verdict.decision == "deny"
+    verdict = judge(req(), HELD)
+    assert (verdict.code, verdict.status_reason) == (403, "Forbidden")
+    assert verdict.would_deny and verdict.decision == "deny"
     for part in ("configmap/cfg -n shop", "'t1'", "shop/lg.configmap.cfg", "expires in 50s",
                  "leasegate.io/transaction=t1"):
         assert part in verdict.message
-    carried = decide(req(new="t1", old="t1"), HELD, SETTINGS, NOW)
+    carried = judge(req(new="t1", old="t1"), HELD)
     assert "carried over" in carried.message and "'alice'" in carried.message
+    unmarked = judge(req(new="t1", new_marker=None, user="alice"), HELD)
+    assert f"without label {LOCKED_LABEL}=t1" in unmarked.message
+    scale = judge(req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps",
+                      sub="scale", marker=None), HELD)
+    assert "only user 'alice' who acquired the lock may scale it" in scale.message
+    theft = judge(lease_req("DELETE", user="bob"), ABSENT)
+    assert "only 'alice' may renew, change or release it" in theft.message and "system:masters" in theft.message
 
 
 @pytest.mark.parametrize(("mode", "warned"), [(EnforcementMode.WARN, True), (EnforcementMode.DRYRUN, False)])
 def test_warn_and_dryrun_allow_but_record(mode: EnforcementMode, warned: bool) -> None:
-    verdict = decide(req(), HELD, replace(SETTINGS, mode=mode), NOW)
+    verdict = judge(req(), HELD, replace(SETTINGS, mode=mode))
     assert verdict.allowed and verdict.would_deny and verdict.decision == mode.value
     assert bool(verdict.warnings) is warned
     if warned:
         assert "t1" in verdict.warnings[0]
 
 
-def test_mode_override_by_namespace() -> None:
-    verdict = decide(req(), HELD, SETTINGS, NOW, mode=EnforcementMode.WARN)
-    assert verdict.allowed and verdict.warnings and verdict.mode is EnforcementMode.WARN
+@pytest.mark.parametrize(("configured", "label", "effective"), [
+    (EnforcementMode.DENY, EnforcementMode.DRYRUN, EnforcementMode.DENY),
+    (EnforcementMode.DENY, EnforcementMode.WARN, EnforcementMode.DENY),
+    (EnforcementMode.WARN, EnforcementMode.DRYRUN, EnforcementMode.WARN),
+    (EnforcementMode.DRYRUN, EnforcementMode.DENY, EnforcementMode.DENY),
+    (EnforcementMode.DRYRUN, EnforcementMode.WARN, EnforcementMode.WARN),
+    (EnforcementMode.WARN, None, EnforcementMode.WARN),
+])
+def test_a_namespace_label_only_makes_enforcement_stricter(configured: EnforcementMode,
+                                                           label: EnforcementMode | None,
+                                                           effective: EnforcementMode) -> None:
+    assert configured.stricter(label) is effective
+
+
+def test_enforce_owns_codes_and_reasons() -> None:
+    blocked = Outcome(Reason.OTHER_TRANSACTION, "locked")
+    failed = Outcome(Reason.LOOKUP_FAILED, "could not read")
+    deny, allow_on_failure = SETTINGS.enforcement, replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW)
+    assert (enforce(blocked, deny).code, enforce(blocked, deny).status_reason) == (403, "Forbidden")
+    assert (enforce(failed, deny).code, enforce(failed, deny).status_reason) == (503, "ServiceUnavailable")
+    assert enforce(failed, allow_on_failure.enforcement).allowed
+    assert enforce(Outcome(Reason.UNLOCKED), deny) == Verdict(allowed=True, reason=Reason.UNLOCKED,
+                                                              mode=EnforcementMode.DENY)
 
 
 def test_lookup_failure_says_so() -> None:
-    denied = decide(req(), LookupFailed("connection refused"), SETTINGS, NOW)
+    denied = judge(req(), LookupFailed("connection refused"))
     assert denied.code == 503 and "connection refused" in denied.message
     assert "lookup_failure_policy=deny" in denied.message
-    allowed = decide(req(), LookupFailed("timeout"),
-                     replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW), NOW)
+    allowed = judge(req(), LookupFailed("timeout"), replace(SETTINGS, lookup_failure_policy=FailurePolicy.ALLOW))
     assert allowed.warnings and "lookup_failure_policy=allow" in allowed.warnings[0]
     assert not allowed.would_deny
 
 
 def test_dry_run_is_judged_the_same() -> None:
-    wet = decide(req(), HELD, SETTINGS, NOW)
-    dry = decide(replace(req(), dry_run=True), HELD, SETTINGS, NOW)
+    wet = judge(req(), HELD)
+    dry = judge(replace(req(), dry_run=True), HELD)
     assert (wet.allowed, wet.reason, wet.message) == (dry.allowed, dry.reason, dry.message)
 
 
@@ -236,6 +339,13 @@ _requests = st.builds(
     old_annotations=st.dictionaries(st.sampled_from([TXN, "x"]), st.sampled_from(["t1", "t2", ""])),
     field_manager=st.sampled_from(["", "janus-t1", "kubectl"]),
     finalizer_removal_only=st.booleans(),
+    new_labels=st.dictionaries(st.sampled_from([LOCKED_LABEL, "x"]), st.sampled_from(["t1", "t2", ""])),
+    old_labels=st.dictionaries(st.sampled_from([LOCKED_LABEL, "x"]), st.sampled_from(["t1", "t2", ""])),
+    status_only=st.booleans(),
+    old_lease=st.none() | st.builds(
+        LeaseState, holder=st.sampled_from(["", "t1"]), renew_time=st.just(NOW),
+        duration_seconds=st.integers(0, 100), principal=st.sampled_from(["", "alice"]),
+        labels=st.dictionaries(st.sampled_from([TXN, "x"]), st.just("t1"))),
 )
 _leases = st.one_of(
     st.just(ABSENT),
@@ -256,15 +366,41 @@ _leases = st.one_of(
 def test_decide_is_total_and_well_formed(request: AdmissionRequest, found: LeaseLookupResult,
                                          mode: EnforcementMode, policy: FailurePolicy, janus: bool) -> None:
     config = replace(SETTINGS, mode=mode, lookup_failure_policy=policy, janus_field_manager=janus)
-    verdict = decide(request, found, config, NOW)
+    verdict = judge(request, found, config)
     assert isinstance(verdict.reason, Reason)
     if verdict.allowed:
         assert verdict.code == 200
     else:
-        assert mode is EnforcementMode.DENY and verdict.code in (409, 503) and verdict.message
+        assert mode is EnforcementMode.DENY and verdict.code in (403, 503) and verdict.message
         assert verdict.would_deny
     if verdict.reason.blocks:
         assert verdict.would_deny and verdict.holder
     if mode is not EnforcementMode.DENY:
         assert verdict.allowed
     assert verdict.decision in {"allow", "deny", "warn", "dryrun"}
+
+
+# -- when a cache may decide ----------------------------------------------------
+
+CACHE_CASES = [
+    ("marked by the holder the cache shows live", req(), HELD, True),
+    ("delete of an object marked by the cached holder", req("DELETE"), HELD, True),
+    ("unmarked object (no lock can be)", req(marker=None), ABSENT, True),
+    ("marked, cache has no Lease yet", req(), ABSENT, False),
+    ("marked, cache shows it expired", req(), lease(age=63), False),
+    ("marked by another txn than the cached holder", req(marker="t2"), HELD, False),
+    ("cache failed", req(), LookupFailed("x"), False),
+    ("create: nothing to compare", req("CREATE"), HELD, False),
+    ("scale: a Scale has no labels", req(sub="scale", marker=None), HELD, False),
+    ("update changing the marker", req(new_marker=None), HELD, False),
+    ("stamp", req(marker=None, new_marker="t1"), HELD, False),
+]
+
+
+@pytest.mark.parametrize(("request_", "cached", "trusted"), [c[1:] for c in CACHE_CASES],
+                         ids=[c[0] for c in CACHE_CASES])
+def test_cache_decides_only_where_it_agrees_with_the_marker(request_: AdmissionRequest, cached: LeaseLookupResult,
+                                                           trusted: bool) -> None:
+    assert trusts_cache(request_, cached, SETTINGS.policy, NOW) is trusted
+    # A profile without markers keeps the cache as it is.
+    assert trusts_cache(request_, cached, JANUS.policy, NOW)

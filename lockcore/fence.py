@@ -1,0 +1,132 @@
+"""The fence: the marker label that makes a lock hold from the instant acquire returns.
+
+A Lease alone is advisory: nothing in the API server looks at it. Acquire
+therefore *stamps* the locked object with ``leasegate.io/locked=<txn>`` (and
+the transaction annotation, so the webhook admits the stamp as the holder's
+own write), and release removes the stamp. The registration calls the
+webhook for updates and deletes of marked objects only (objectSelector
+matches the old or the new object), and the webhook refuses any write that
+would drop or change the marker while the lock is live. So once acquire has
+returned, every later write of the object carries the marker on its stored
+or new version and is judged; writes of objects nobody locks never reach the
+webhook at all. See docs/INVARIANTS.md ("fence").
+
+Example::
+
+    >>> fence = Fence(api_client, LockSettings())  # doctest: +SKIP
+    >>> fence.stamp(ResourceKey("apps", "Deployment", "shop", "web"), "t42")  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from lockcore.errors import LockError
+from lockcore.kube import LOCKED_LABEL, escape_json_pointer, object_path
+from lockcore.naming import ResourceKey, validate_txn
+from lockcore.resources import Discovery, ResourceType, request_json
+from lockcore.settings import LockSettings
+
+log = logging.getLogger("lockcore.fence")
+FenceOp = Literal["stamping", "unstamping", "resolving"]
+_MERGE_PATCH = "application/merge-patch+json"
+_JSON_PATCH = "application/json-patch+json"
+
+
+class FenceError(LockError):
+    """The locked object could not be stamped (or un-stamped).
+
+    ``status`` is the API server's HTTP status when it answered (403: the
+    caller may not patch the object); ``__cause__`` the underlying error.
+    """
+
+    def __init__(self, op: FenceOp, key: ResourceKey, detail: str, *, status: int | None = None) -> None:
+        self.op = op
+        self.key = key
+        self.status = status
+        self.detail = detail
+        code = f" (HTTP {status})" if status else ""
+        super().__init__(f"{op} {key.describe()} with label {LOCKED_LABEL}: {detail}{code}")
+
+
+class Fence:
+    """Stamp and un-stamp locked objects; safe to share between threads.
+
+    Args:
+        api_client: an official-client ``ApiClient``.
+        settings: the lock settings (the transaction annotation).
+        request_timeout: seconds before a call is abandoned.
+        discovery: resolves kinds to REST paths (shared with a CLI's own).
+    """
+
+    def __init__(self, api_client: Any, settings: LockSettings, *, request_timeout: float = 10.0,
+                 discovery: Discovery | None = None) -> None:
+        self._api = api_client
+        self._annotation = settings.txn_annotation
+        self._timeout = request_timeout
+        self._discovery = discovery or Discovery(api_client)
+
+    def stamp(self, key: ResourceKey, txn: str) -> bool:
+        """Mark ``key`` as locked by ``txn``; False if the object does not exist (nothing to mark).
+
+        Raises :class:`FenceError` if the object exists but cannot be patched.
+        """
+        meta = {"labels": {LOCKED_LABEL: validate_txn(txn)}, "annotations": {self._annotation: txn}}
+        status, body = self._call("stamping", key, "PATCH", {"metadata": meta}, _MERGE_PATCH)
+        if status == 404:
+            return False
+        if not 200 <= status < 300:
+            raise FenceError("stamping", key, _message(body), status=status)
+        return True
+
+    def unstamp(self, key: ResourceKey, txn: str | None) -> bool:
+        """Remove the marker if it still names ``txn``; False if it did not (a newer holder's, or none).
+
+        ``txn=None`` removes whatever marker there is (clean-up of stale markers).
+        """
+        pointer = f"/metadata/labels/{escape_json_pointer(LOCKED_LABEL)}"
+        test = [{"op": "test", "path": pointer, "value": txn}] if txn is not None else []
+        ops = [*test, {"op": "remove", "path": pointer}]
+        status, body = self._call("unstamping", key, "PATCH", ops, _JSON_PATCH)
+        if status in (404, 409, 422):  # gone, or the test op failed: not ours to remove
+            return False
+        if not 200 <= status < 300:
+            raise FenceError("unstamping", key, _message(body), status=status)
+        return True
+
+    def unstamp_quietly(self, key: ResourceKey, txn: str) -> None:
+        """:meth:`unstamp` for release paths: a failure leaves a stale marker, which is harmless.
+
+        (With no live Lease the webhook allows every write of a marked object;
+        ``kubectl lock prune`` removes such markers.)
+        """
+        try:
+            self.unstamp(key, txn)
+        except FenceError as exc:
+            log.warning("lock released, but its marker stays: %s", exc)
+
+    def _call(self, op: FenceOp, key: ResourceKey, method: str, body: Any, content_type: str) -> tuple[int, Any]:
+        rtype = self._resolve(op, key)
+        path = object_path(rtype.group, rtype.version, rtype.plural, key.namespace, key.name)
+        try:
+            return request_json(self._api, method, path, body=body, content_type=content_type,
+                                timeout=self._timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise FenceError(op, key, str(exc) or exc.__class__.__name__) from exc
+
+    def _resolve(self, op: FenceOp, key: ResourceKey) -> ResourceType:
+        try:
+            return self._discovery.for_kind(key.group, key.kind)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, LockError, ValueError) as exc:
+            raise FenceError(op, key, f"cannot resolve the kind: {exc}") from exc
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return "unexpected answer"

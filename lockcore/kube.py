@@ -1,0 +1,84 @@
+"""Kubernetes facts the library, the webhook, the chart tests and the tools share.
+
+One module of API constants and name rules, so a group, a path or a label key
+is spelled once. Nothing here does I/O.
+
+Example::
+
+    >>> lease_path("shop", "lg.configmap.web")
+    '/apis/coordination.k8s.io/v1/namespaces/shop/leases/lg.configmap.web'
+    >>> DNS_LABEL.fullmatch("shop") is not None
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+# -- name rules (apimachinery validation) ---------------------------------------
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A label value (also what a transaction name must be: it is stored as one).
+LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+# A qualified annotation/label key: optional DNS-subdomain prefix, then a name.
+QUALIFIED_KEY = re.compile(
+    r"(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+
+# -- groups and resources -------------------------------------------------------
+LEASE_GROUP = "coordination.k8s.io"
+LEASE_API_VERSION = f"{LEASE_GROUP}/v1"
+LEASES = (LEASE_GROUP, "leases")
+NAMESPACES = ("", "namespaces")
+ALL_LEASES_PATH = f"/apis/{LEASE_API_VERSION}/leases"
+VWC_PATH = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+
+# -- labels and annotations leasegate writes -----------------------------------
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "leasegate"
+# On a locked object: the transaction whose lock it is. The webhook is called
+# for updates and deletes of objects carrying it (objectSelector), no others.
+LOCKED_LABEL = "leasegate.io/locked"
+PRINCIPAL_ANNOTATION = "leasegate.io/holder-principal"
+RESOURCE_ANNOTATION = "leasegate.io/resource"
+
+ENV_PREFIX = "LEASEGATE_"
+
+
+def lease_path(namespace: str, name: str = "") -> str:
+    """The REST path of a Lease (or of a namespace's Lease collection)."""
+    base = f"/apis/{LEASE_API_VERSION}/namespaces/{quote(namespace)}/leases"
+    return f"{base}/{quote(name)}" if name else base
+
+
+def events_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{quote(namespace)}/events" + (f"/{quote(name)}" if name else "")
+
+
+def namespace_path(name: str) -> str:
+    return f"/api/v1/namespaces/{quote(name)}"
+
+
+def object_path(group: str, version: str, plural: str, namespace: str, name: str) -> str:
+    """The REST path of one object (core group when ``group`` is empty)."""
+    prefix = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    scope = f"/namespaces/{quote(namespace)}" if namespace else ""
+    return f"{prefix}{scope}/{plural}/{quote(name)}"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 to the second, the wire form of metav1.Time (Events)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(moment: datetime) -> str:
+    """RFC 3339 with microseconds, the wire form of metav1.MicroTime (Leases)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def escape_json_pointer(key: str) -> str:
+    """A map key as one JSON-pointer segment (``leasegate.io/locked`` -> ``leasegate.io~1locked``)."""
+    return key.replace("~", "~0").replace("/", "~1")
