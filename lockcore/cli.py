@@ -44,6 +44,7 @@ from typing import Any, NoReturn
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from lockcore.advice import Locked, acquire_warnings
 from lockcore.audit import list_blocked_writes
 from lockcore.connect import api_client_from, default_namespace, unreachable
 from lockcore.editing import StampError, stamp_edit_text
@@ -60,7 +61,7 @@ from lockcore.holding import acquire_all
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
-from lockcore.resources import Discovery
+from lockcore.resources import Discovery, split_target
 from lockcore.settings import LockSettings, Profile, SettingsError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_EXPIRED, EXIT_NO_CLUSTER = 0, 1, 2, 3, 4, 5
@@ -135,6 +136,9 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     acquire = sub.add_parser("acquire", parents=[common, targets, txn_required, ttl],
                              help="lock objects for a transaction (all or nothing)")
     acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
+    acquire.add_argument("--webhook-configuration", action="append", default=[], metavar="NAME",
+                         help="ValidatingWebhookConfiguration to check the locks are enforced by (repeatable; "
+                              "default: those labelled app.kubernetes.io/managed-by=leasegate)")
     sub.add_parser("renew", parents=[common, target, txn_required, ttl], help="extend a lock")
     sub.add_parser("release", parents=[common, targets, txn_required],
                    help="release locks (no-op for those not held by the txn)")
@@ -176,7 +180,7 @@ def _run(prog: str, argv: list[str], *, plugin: bool) -> int:
         return int(exc.code or 0)
     ctx: _Context | None = None
     try:
-        ctx = _Context(args)
+        ctx = _Context(args, prog)
         return _COMMANDS[args.command](ctx)
     except _HANDLED as exc:
         error = _explain(exc, ctx)
@@ -226,8 +230,9 @@ def _message(exc: BaseException) -> str:
 class _Context:
     """What every command needs, built lazily from the parsed arguments."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, prog: str) -> None:
         self.args = args
+        self.prog = prog
         self.settings = LockSettings.from_env().with_overrides(
             lock_namespace=args.lock_namespace,
             profile=Profile(args.profile) if args.profile else None,
@@ -255,8 +260,13 @@ class _Context:
 
     def keys(self) -> list[ResourceKey]:
         """The objects named on the command line (several for acquire/release)."""
+        return [item.key for item in self.resolved()]
+
+    def resolved(self) -> list[Locked]:
+        """The objects named on the command line with their types (discovery is asked once per type)."""
         discovery = Discovery(self.api)
-        return [discovery.key(target, self.namespace()) for target in self.args.targets]
+        return [Locked(discovery.key(target, self.namespace()), discovery.resolve(split_target(target)[0]))
+                for target in self.args.targets]
 
     def target(self) -> tuple[ResourceKey, LeaseManager, LeaseRef]:
         """The object named on the command line, the manager, and its lock's Lease."""
@@ -315,12 +325,18 @@ def _locks_json(manager: LeaseManager, keys: list[ResourceKey]) -> list[dict[str
 
 
 def _cmd_acquire(ctx: _Context) -> int:
-    keys, manager = ctx.keys(), ctx.manager()
+    items, manager = ctx.resolved(), ctx.manager()
+    keys = [item.key for item in items]
     acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
     lines = [f"locked {key.describe()} for transaction {ctx.args.txn} (lease {manager.ref_for(key)})"
              for key in keys]
     ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl},
              "\n".join(lines))
+    # Checked once the locks are held, so owners locked by this same command count as locked.
+    hint = f"{ctx.prog} acquire {{target}} --txn {ctx.args.txn} --ttl {ctx.args.ttl:g}s"
+    for warning in acquire_warnings(ctx.api, manager, items, retry_hint=hint,
+                                    configurations=ctx.args.webhook_configuration):
+        print(f"Warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
