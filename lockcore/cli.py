@@ -13,7 +13,9 @@ real kubectl. Examples::
 
 The cluster is chosen as kubectl chooses it (``--kubeconfig``, ``--context``,
 ``$KUBECONFIG``, ``~/.kube/config``, else in-cluster). ``list`` and ``audit``
-cover all namespaces unless ``-n`` is given.
+cover all namespaces unless ``-n`` is given. ``acquire`` warns on stderr about
+locks that can still be bypassed (an unlocked owner, a kind no leasegate webhook
+judges; see :mod:`lockcore.advice`).
 
 Exit codes:
     0  success (``status`` also exits 0 when the object is not locked)
@@ -224,7 +226,7 @@ def _message(exc: BaseException) -> str:
     except ValueError:
         status = {}
     text = status.get("message") if isinstance(status, dict) else None
-    return f"{text} ({exc.reason})" if text else f"{exc.reason} (HTTP {exc.status})"
+    return f"{text} ({exc.reason})" if text and text != exc.reason else f"{exc.reason} (HTTP {exc.status})"
 
 
 class _Context:
