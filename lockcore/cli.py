@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -108,26 +109,39 @@ def _txn(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Parents:
+    """The argument groups subcommands share (argparse ``parents``)."""
+
+    common: _Parser
+    txn: _Parser
+    target: _Parser
+    targets: _Parser
+    ttl: _Parser
+
+    @classmethod
+    def build(cls) -> _Parents:
+        common = _Parser(add_help=False)
+        common.add_argument("--kubeconfig", help="path to the kubeconfig file")
+        common.add_argument("--context", help="the kubeconfig context to use")
+        common.add_argument("-n", "--namespace", help="namespace of the object (default: the context's)")
+        common.add_argument("-o", "--output", choices=("human", "json"), default="human")
+        common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
+                            "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
+        common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
+        parents = cls(common, _Parser(add_help=False), _Parser(add_help=False), _Parser(add_help=False),
+                      _Parser(add_help=False))
+        parents.txn.add_argument("--txn", required=True, type=_txn, help="transaction name")
+        parents.target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
+        parents.targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
+                                     help="one or more objects, e.g. deployment/web cm/web-config")
+        parents.ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
+        return parents
+
+
 def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     """The argument parser for ``lockcore`` (or, with ``plugin``, ``kubectl lock``)."""
-    common = _Parser(add_help=False)
-    common.add_argument("--kubeconfig", help="path to the kubeconfig file")
-    common.add_argument("--context", help="the kubeconfig context to use")
-    common.add_argument("-n", "--namespace", help="namespace of the object (default: the context's)")
-    common.add_argument("-o", "--output", choices=("human", "json"), default="human")
-    common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
-                        "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
-    common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
-    txn_required = _Parser(add_help=False)
-    txn_required.add_argument("--txn", required=True, type=_txn, help="transaction name")
-    target = _Parser(add_help=False)
-    target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
-    targets = _Parser(add_help=False)
-    targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
-                         help="one or more objects, e.g. deployment/web cm/web-config")
-    ttl = _Parser(add_help=False)
-    ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
-
+    p = _Parents.build()
     # Subparsers are made with the parent's class, so every level reports errors kubectl-style.
     parser = _Parser(
         prog=prog, description="Lease-based transaction locks on Kubernetes objects.",
@@ -135,30 +149,33 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
                "5 no cluster (kubeconfig, context, server unreachable)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    acquire = sub.add_parser("acquire", parents=[common, targets, txn_required, ttl],
+    acquire = sub.add_parser("acquire", parents=[p.common, p.targets, p.txn, p.ttl],
                              help="lock objects for a transaction (all or nothing)")
     acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
     acquire.add_argument("--webhook-configuration", action="append", default=[], metavar="NAME",
                          help="ValidatingWebhookConfiguration to check the locks are enforced by (repeatable; "
                               "default: those labelled app.kubernetes.io/managed-by=leasegate)")
-    sub.add_parser("renew", parents=[common, target, txn_required, ttl], help="extend a lock")
-    sub.add_parser("release", parents=[common, targets, txn_required],
+    sub.add_parser("renew", parents=[p.common, p.target, p.txn, p.ttl], help="extend a lock")
+    sub.add_parser("release", parents=[p.common, p.targets, p.txn],
                    help="release locks (no-op for those not held by the txn)")
-    sub.add_parser("status", parents=[common, target], help="show who holds an object's lock")
-    listing = sub.add_parser("list", parents=[common], help="list locks (all namespaces unless -n)")
+    sub.add_parser("status", parents=[p.common, p.target], help="show who holds an object's lock")
+    listing = sub.add_parser("list", parents=[p.common], help="list locks (all namespaces unless -n)")
     listing.add_argument("--txn", type=_txn, help="only this transaction's locks")
-    sub.add_parser("force-release", parents=[common, target], help="delete a lock whoever holds it")
-    audit = sub.add_parser("audit", parents=[common], help="recent writes blocked by locks")
+    sub.add_parser("force-release", parents=[p.common, p.target], help="delete a lock whoever holds it")
+    audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
     if plugin:
-        apply = sub.add_parser("apply", parents=[common, txn_required],
-                               help="kubectl apply, every object annotated with the txn")
-        apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
-        sub.add_parser("delete", parents=[common, target, txn_required],
-                       help="stamp the txn annotation, then kubectl delete")
-        sub.add_parser("edit", parents=[common, target, txn_required],
-                       help="kubectl edit (YAML, or JSON with -o json); opens with the txn annotation set")
+        _add_plugin_commands(sub, p)
     return parser
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction[_Parser], p: _Parents) -> None:
+    """``kubectl lock`` only: helpers that run the real kubectl with the txn annotation."""
+    apply = sub.add_parser("apply", parents=[p.common, p.txn], help="kubectl apply, every object annotated with the txn")
+    apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
+    sub.add_parser("delete", parents=[p.common, p.target, p.txn], help="stamp the txn annotation, then kubectl delete")
+    sub.add_parser("edit", parents=[p.common, p.target, p.txn],
+                   help="kubectl edit (YAML, or JSON with -o json); opens with the txn annotation set")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
