@@ -1,9 +1,9 @@
 """The fence: the marker label that makes a lock hold from the instant acquire returns.
 
 A Lease alone is advisory: nothing in the API server looks at it. Acquire
-therefore *stamps* the locked object with ``leasegate.io/locked=<txn>`` (and
-the transaction annotation, so the webhook admits the stamp as the holder's
-own write), and release removes the stamp. The registration calls the
+therefore *stamps* the locked object with ``leasegate.io/locked=<txn>`` (the
+webhook admits the stamp as the holder's own write: it comes from the
+principal recorded on the Lease), and release removes the stamp. The registration calls the
 webhook for updates and deletes of marked objects only (objectSelector
 matches the old or the new object), and the webhook refuses any write that
 would drop or change the marker while the lock is live. So once acquire has
@@ -13,7 +13,7 @@ webhook at all. See docs/INVARIANTS.md ("fence").
 
 Example::
 
-    >>> fence = Fence(api_client, LockSettings())  # doctest: +SKIP
+    >>> fence = Fence(api_client)  # doctest: +SKIP
     >>> fence.stamp(ResourceKey("apps", "Deployment", "shop", "web"), "t42")  # doctest: +SKIP
     True
 """
@@ -30,7 +30,6 @@ from lockcore.errors import LockError
 from lockcore.kube import LOCKED_LABEL, escape_json_pointer, object_path
 from lockcore.naming import ResourceKey, validate_txn
 from lockcore.resources import Discovery, ResourceType, request_json
-from lockcore.settings import LockSettings
 
 log = logging.getLogger("lockcore.fence")
 FenceOp = Literal["stamping", "unstamping", "resolving"]
@@ -59,15 +58,13 @@ class Fence:
 
     Args:
         api_client: an official-client ``ApiClient``.
-        settings: the lock settings (the transaction annotation).
         request_timeout: seconds before a call is abandoned.
         discovery: resolves kinds to REST paths (shared with a CLI's own).
     """
 
-    def __init__(self, api_client: Any, settings: LockSettings, *, request_timeout: float = 10.0,
+    def __init__(self, api_client: Any, *, request_timeout: float = 10.0,
                  discovery: Discovery | None = None) -> None:
         self._api = api_client
-        self._annotation = settings.txn_annotation
         self._timeout = request_timeout
         self._discovery = discovery or Discovery(api_client)
 
@@ -76,7 +73,7 @@ class Fence:
 
         Raises :class:`FenceError` if the object exists but cannot be patched.
         """
-        meta = {"labels": {LOCKED_LABEL: validate_txn(txn)}, "annotations": {self._annotation: txn}}
+        meta = {"labels": {LOCKED_LABEL: validate_txn(txn)}}
         status, body = self._call("stamping", key, "PATCH", {"metadata": meta}, _MERGE_PATCH)
         if status == 404:
             return False

@@ -180,7 +180,7 @@ class LeaseManager:
         self._rng = rng or random.Random()
         self._seen: dict[LeaseRef, _Seen] = {}
         self._seen_lock = threading.Lock()
-        self._fence = Fence(self.api_client, self.settings, request_timeout=request_timeout, discovery=discovery)
+        self._fence = Fence(self.api_client, request_timeout=request_timeout, discovery=discovery)
         self._fences = self.settings.lock_profile.fences
 
     # -- public API --------------------------------------------------------

@@ -56,6 +56,7 @@ class Discovery:
     def __init__(self, api_client: Any) -> None:
         self._api = api_client
         self._lists: dict[str, list[dict[str, Any]]] = {}
+        self._groups: list[dict[str, Any]] | None = None
 
     def key(self, target: str, namespace: str) -> ResourceKey:
         """The lock key for ``TYPE/NAME`` (``namespace`` is dropped if cluster-scoped)."""
@@ -91,7 +92,9 @@ class Discovery:
         if group == "" and version:
             return [version]
         candidates = [] if group else ["v1"]
-        for entry in self._get("/apis").get("groups") or []:
+        if self._groups is None:
+            self._groups = list(self._get("/apis").get("groups") or [])
+        for entry in self._groups:
             if group and entry.get("name") != group:
                 continue
             if version:

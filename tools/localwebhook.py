@@ -295,7 +295,7 @@ def lock(api: client.ApiClient, key: ResourceKey, txn: str, *, principal: str = 
         ensure_namespace(api, ref.namespace)
     unlock(api, key, settings)
     if settings.lock_profile.fences:
-        Fence(api, settings).stamp(key, txn)
+        Fence(api).stamp(key, txn)
     now = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
     body = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=txn,
                       duration_seconds=duration_seconds, now=now, principal=principal,
@@ -313,7 +313,7 @@ def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | Non
         if exc.status != 404:
             raise
     if settings.lock_profile.fences:
-        Fence(api, settings).unstamp(key, None)
+        Fence(api).unstamp(key, None)
 
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:

@@ -94,6 +94,7 @@ class Reason(str, enum.Enum):
     JANUS_FIELD_MANAGER = "janus-field-manager"
     PRINCIPAL_CARRIED_OVER = "principal-carried-over"
     PRINCIPAL_SCALE = "principal-scale"
+    PRINCIPAL_STAMP = "principal-stamp"
     NOT_IN_TRANSACTION = "not-in-transaction"
     OTHER_TRANSACTION = "other-transaction"
     CARRIED_OVER = "carried-over-not-principal"
@@ -338,7 +339,8 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
 
     * The janus profile's field manager ``janus-<H>`` (when enabled) proves it.
     * A ``scale`` (a Scale carries no annotation) by the principal the Lease
-      records as having acquired it proves it.
+      records as having acquired it proves it, and so does the principal's
+      write that sets the marker (acquire's stamp).
     * The declared annotation must equal H. It proves the transaction by
       itself when the request *sets* it: a CREATE, or an UPDATE whose stored
       object did not carry ``H``.
@@ -356,6 +358,8 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
     principal = bool(lease.principal) and request.username == lease.principal
     if request.sub_resource == "scale" and principal:
         return Reason.PRINCIPAL_SCALE
+    if principal and request.operation == "UPDATE" and request.old_labels.get(LOCKED_LABEL) != holder:
+        return Reason.PRINCIPAL_STAMP  # acquire's stamp (it reached _proof, so it sets the marker to H)
     if declared != holder:
         return Reason.OTHER_TRANSACTION if declared else Reason.NOT_IN_TRANSACTION
     carried = request.operation == "DELETE" or (

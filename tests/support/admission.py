@@ -44,7 +44,7 @@ def assert_well_formed(answer: Any, uid: str) -> dict[str, Any]:
     assert isinstance(response["allowed"], bool)
     if not response["allowed"]:
         status = response["status"]
-        assert status["code"] in (403, 409, 503) and isinstance(status["message"], str) and status["message"]
+        assert status["code"] in (403, 503) and isinstance(status["message"], str) and status["message"]
     for warning in response.get("warnings", []):
         assert isinstance(warning, str)
     for key, value in (response.get("auditAnnotations") or {}).items():

@@ -430,7 +430,7 @@ def test_service_account_rbac_suffices_for_shared_events(release: Release, kubec
     as_chart = client.ApiClient(cfg)
     request = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
                                resource="configmaps", namespace=namespace, name="cfg", username="bob")
-    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=409,
+    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=403,
                       lease=LeaseRef(namespace, "lg.configmap.cfg"), holder="t1", would_deny=True)
     outcomes: list[str] = []
     replicas = [EventRecorder(lambda: KubeHttp(as_chart), flush_seconds=0.2, on_outcome=outcomes.append)

@@ -365,7 +365,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
         # An unlocked object: allowed.
         assert review("UPDATE", "free")["allowed"] is True
 
-        # A locked one: refused with 409 naming the holder, once the webhook's cache sees the Lease.
+        # A locked one: refused with 403 naming the holder, once the webhook's cache sees the Lease.
         from lockcore.manager import LeaseManager
         from lockcore.naming import ResourceKey
         from lockcore.settings import LockSettings

@@ -83,7 +83,8 @@ def manager(
 
 
 def grant_leases(api_client: ApiClientFactory, namespace: str, user: str) -> None:
-    """Give ``user`` full rights on Leases in ``namespace`` (a Role and RoleBinding)."""
+    """Give ``user`` full rights on Leases in ``namespace``, and the patch of the objects it locks
+    (Deployments, ConfigMaps) that a fenced acquire needs for its marker (a Role and RoleBinding)."""
     rbac = client.RbacAuthorizationV1Api(api_client("admin"))
     name = f"leases-{user}"
     rbac.create_namespaced_role(
@@ -95,7 +96,9 @@ def grant_leases(api_client: ApiClientFactory, namespace: str, user: str) -> Non
                     api_groups=["coordination.k8s.io"],
                     resources=["leases"],
                     verbs=["get", "list", "watch", "create", "update", "patch", "delete"],
-                )
+                ),
+                client.V1PolicyRule(api_groups=["", "apps"], resources=["configmaps", "deployments"],
+                                    verbs=["get", "patch"]),
             ],
         ),
     )

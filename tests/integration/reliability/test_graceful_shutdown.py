@@ -7,7 +7,7 @@ request spends a measurable time waiting on its Lease read. With one worker of
 four threads and six concurrent requests, SIGTERM reaches the gunicorn master
 while four requests sit in threads waiting on the API server and two complete
 requests wait for a thread. Every one of them must be answered (uid echoed, the
-locked object denied with 409, the free one allowed), a new connection during
+locked object denied with 403, the free one allowed), a new connection during
 the drain must be refused at once, and the master must exit 0 before
 ``graceful_timeout_seconds``.
 """
@@ -158,7 +158,7 @@ def test_in_flight_requests_finish_on_sigterm(cluster: LocalCluster, api_client:
         assert o.response is not None and o.response["allowed"] is o.expect_allowed, o
         if not o.expect_allowed:
             status = o.response["status"]
-            assert isinstance(status, dict) and status["code"] == 409, status
+            assert isinstance(status, dict) and status["code"] == 403, status
     assert refused and still_in_flight > 0
     assert not reused.error and reused.response is not None and reused.response["allowed"] is False, reused
     assert reused.connection_header.lower() == "close", reused

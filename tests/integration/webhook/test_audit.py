@@ -151,7 +151,7 @@ def test_workers_and_replicas_share_one_event_per_window(
     admin = api_client("admin")
     request = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
                                resource="configmaps", namespace=namespace, name="shared", username="bob")
-    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=409,
+    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=403,
                       lease=LeaseRef(namespace, "lg.configmap.shared"), holder="t9", would_deny=True)
     recorders = [EventRecorder(lambda: KubeHttp(admin), window_seconds=3600, flush_seconds=0.2)
                  for _ in range(2)]

@@ -42,7 +42,7 @@ def _denied(api: client.ApiClient, namespace: str) -> bool:
         client.CoreV1Api(api).patch_namespaced_config_map("cfg", namespace, {"data": {"t": str(time.time())}},
                                                          _preload_content=False)
     except ApiException as exc:
-        return exc.status == 409
+        return exc.status == 403
     return False
 
 

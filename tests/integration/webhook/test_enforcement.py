@@ -15,13 +15,17 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lockcore.kube import LOCKED_LABEL
 from lockcore.naming import ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import (
+from tests.integration.webhook.conftest import WebhookFactory
+from tools.localwebhook import (
     OBJECT_SELECT_LABEL,
     RunningWebhook,
+    grant_edit,
     guard,
     lock,
+    register_webhook,
     unlock,
     wait_for,
 )
@@ -56,13 +60,13 @@ def message(exc: ApiException | None) -> str:
 # -- Python client --------------------------------------------------------------
 
 
-def test_update_without_proof_is_denied_409_with_actionable_message(
+def test_update_without_proof_is_denied_403_with_actionable_message(
         guarded: str, api_client: ApiClientFactory) -> None:
     admin, bob = api_client("admin"), api_client("bob")
     make_cm(admin, guarded)
     lock(admin, cm(guarded), "t1")
     exc = patch_error(bob, guarded, {"data": {"k": "v2"}})
-    assert exc is not None and exc.status == 409
+    assert exc is not None and exc.status == 403
     text = message(exc)
     for part in (f"configmap/cfg -n {guarded}", "'t1'", f"{guarded}/lg.configmap.cfg", "expires in",
                  "leasegate.io/transaction=t1"):
@@ -84,8 +88,12 @@ def test_create_and_generate_name(guarded: str, api_client: ApiClientFactory) ->
     lock(admin, cm(guarded, "new"), "t1")
     with pytest.raises(ApiException) as denied:
         make_cm(admin, guarded, "new")
-    assert denied.value.status == 409
-    make_cm(admin, guarded, "new", **{TXN: "t1"})
+    assert denied.value.status == 403
+    with pytest.raises(ApiException) as unmarked:
+        make_cm(admin, guarded, "new", **{TXN: "t1"})
+    assert unmarked.value.status == 403 and f"without label {LOCKED_LABEL}=t1" in message(unmarked.value)
+    core.create_namespaced_config_map(guarded, {"metadata": {"name": "new", "annotations": {TXN: "t1"},
+                                                             "labels": {LOCKED_LABEL: "t1"}}}, _preload_content=False)
     # generateName: no lock can name an object that does not exist yet.
     core.create_namespaced_config_map(guarded, {"metadata": {"generateName": "gen-"}}, _preload_content=False)
 
@@ -96,7 +104,7 @@ def test_delete_is_judged_on_the_stored_object(guarded: str, api_client: ApiClie
     lock(admin, cm(guarded), "t1")
     with pytest.raises(ApiException) as denied:
         client.CoreV1Api(bob).delete_namespaced_config_map("cfg", guarded)
-    assert denied.value.status == 409 and "to delete as part of the transaction" in message(denied.value)
+    assert denied.value.status == 403 and "to delete as part of the transaction" in message(denied.value)
     # alice (the principal) stamps the object, then deletes it.
     assert patch_error(alice, guarded, {"metadata": {"annotations": {TXN: "t1"}}}) is None
     with pytest.raises(ApiException) as carried:
@@ -117,7 +125,7 @@ def test_second_user_carrying_the_holders_annotation_is_not_proof(
 
 def test_largest_objects_are_judged_not_failed(guarded: str, api_client: ApiClientFactory) -> None:
     """A ConfigMap near etcd's 1.5 MiB request limit makes a review of over 2 MiB
-    (object and oldObject): the webhook must decide it (409 with the lock's message,
+    (object and oldObject): the webhook must decide it (403 with the lock's message,
     then allowed with proof), not answer 413 and leave it to failurePolicy."""
     admin, alice, bob = api_client("admin"), api_client("alice"), api_client("bob")
     big = "x" * 1_000_000
@@ -125,7 +133,7 @@ def test_largest_objects_are_judged_not_failed(guarded: str, api_client: ApiClie
         guarded, {"metadata": {"name": "big"}, "data": {"blob": big}}, _preload_content=False)
     lock(admin, cm(guarded, "big"), "t1", principal="alice")
     exc = patch_error(bob, guarded, {"data": {"blob": big[:-1] + "y"}}, name="big")
-    assert exc is not None and exc.status == 409, exc
+    assert exc is not None and exc.status == 403, exc
     assert f"configmap/big -n {guarded}" in message(exc)
     proof = {"metadata": {"annotations": {TXN: "t1"}}, "data": {"blob": big[:-1] + "z"}}
     assert patch_error(alice, guarded, proof, name="big") is None
@@ -176,7 +184,7 @@ def test_cluster_scoped_object_locked_in_the_lock_namespace(
     try:
         with pytest.raises(ApiException) as denied:
             rbac.patch_cluster_role(name, {"metadata": {"annotations": {"x": "y"}}})
-        assert denied.value.status == 409
+        assert denied.value.status == 403
         assert f"leasegate-system/lgc.clusterrole.{name}.rbac.authorization.k8s.io" in message(denied.value)
         out = kubectl("annotate", "clusterrole", name, "note=1", check=False)
         assert out.returncode != 0 and "locked by transaction 't9'" in out.stderr
@@ -214,6 +222,10 @@ def test_kubectl_annotate_apply_delete(guarded: str, api_client: ApiClientFactor
     out = kubectl("apply", "-f", "-", input=json.dumps(manifest), user="bob", check=False)
     assert out.returncode != 0 and "locked by transaction 't1'" in out.stderr
     manifest["metadata"]["annotations"] = {TXN: "t1"}  # type: ignore[index]
+    out = kubectl("apply", "-f", "-", input=json.dumps(manifest), user="bob", check=False)
+    # A locked name is created marked, or later writes would not reach the webhook.
+    assert out.returncode != 0 and f"without label {LOCKED_LABEL}=t1" in out.stderr
+    manifest["metadata"]["labels"] = {LOCKED_LABEL: "t1"}  # type: ignore[index]
     kubectl("apply", "-f", "-", input=json.dumps(manifest), user="bob")
 
     # Server-side dry run is judged exactly the same.
@@ -239,16 +251,36 @@ def test_kubectl_edit_by_second_user_is_denied_and_by_principal_allowed(
     assert data == {"k": "edited"}
 
 
-def test_warn_mode_by_namespace_label_prints_a_kubectl_warning(
+def test_a_namespace_label_cannot_weaken_enforcement(
         guarded: str, api_client: ApiClientFactory, kubectl: KubectlRunner, deny_webhook: RunningWebhook) -> None:
+    """Whoever may label a namespace must not switch its locks off (12.2): plainly or through /status."""
     admin = api_client("admin")
-    guard(admin, guarded, deny_webhook.key, **{"leasegate.io/enforcement": "warn"})
     make_cm(admin, guarded)
     lock(admin, cm(guarded), "t1")
-    out = kubectl("annotate", "configmap", "cfg", "-n", guarded, "note=x", user="bob")
+    for mode in ("warn", "dryrun"):
+        guard(admin, guarded, deny_webhook.key, **{"leasegate.io/enforcement": mode})
+        out = kubectl("annotate", "configmap", "cfg", "-n", guarded, f"note={mode}", user="bob", check=False)
+        assert out.returncode == 1 and "locked by transaction 't1'" in out.stderr, out.stderr
+    kubectl("patch", "namespace", guarded, "--subresource=status", "--type=merge",
+            "-p", '{"metadata":{"labels":{"leasegate.io/enforcement":"dryrun"}}}')
+    out = kubectl("annotate", "configmap", "cfg", "-n", guarded, "note=status", user="bob", check=False)
+    assert out.returncode == 1 and "locked by transaction 't1'" in out.stderr
+
+
+def test_namespace_label_makes_a_lenient_mode_stricter(
+        namespace: str, api_client: ApiClientFactory, kubectl: KubectlRunner,
+        webhook_factory: WebhookFactory) -> None:
+    admin = api_client("admin")
+    lenient = webhook_factory("dryrun", lease_lookup="consistent", mode="dryrun")
+    register_webhook(admin, lenient)
+    grant_edit(admin, namespace)
+    guard(admin, namespace, lenient.key, **{"leasegate.io/enforcement": "warn"})
+    make_cm(admin, namespace)
+    lock(admin, cm(namespace), "t1")
+    out = kubectl("annotate", "configmap", "cfg", "-n", namespace, "note=x", user="bob")
     assert "Warning: leasegate (warn mode, not enforced)" in out.stderr
     assert "locked by transaction 't1'" in out.stderr
-    guard(admin, guarded, deny_webhook.key, **{"leasegate.io/enforcement": "dryrun"})
-    # The label is cached for up to 10 s (NamespaceModes); dryrun mode allows silently.
-    wait_for(lambda: "Warning" not in kubectl("annotate", "configmap", "cfg", "-n", guarded, "note=y",
-                                              "--overwrite", user="bob").stderr, timeout=20, interval=1)
+    guard(admin, namespace, lenient.key, **{"leasegate.io/enforcement": "deny"})
+    # The label is cached for up to 10 s (NamespaceModes); deny then refuses.
+    wait_for(lambda: kubectl("annotate", "configmap", "cfg", "-n", namespace, "note=y", "--overwrite",
+                             user="bob", check=False).returncode == 1, timeout=20, interval=1)
