@@ -7,9 +7,10 @@
   gets none (nothing to go on); a cluster with none installed gets one notice.
 * **An unlocked owner.** The garbage collector (exempt from the webhook)
   deletes an object once *all* its ``ownerReferences`` owners are gone, so
-  deleting an unlocked owner deletes a locked dependent. When no owner of a
-  locked object is locked (by any transaction), each owner is named with the
-  command that locks it.
+  deleting an unlocked owner deletes a locked dependent, and a locked owner is
+  no shield if the collector can delete *it* (its own owners unlocked). Unless
+  some chain of locked owners (by any transaction) reaches an object with no
+  owners, each unlocked owner on the way is named with the command that locks it.
 
 Checks never fail the acquire: an API error while checking means no warning.
 The object is read as ``PartialObjectMetadata`` (metadata only: no Secret data
@@ -66,9 +67,9 @@ def acquire_warnings(api: client.ApiClient, manager: LeaseManager, locked: Seque
     """
     metadata = {item: object_metadata(api, item) for item in locked}
     lines = _enforcement(api, locked, metadata, configurations)
-    discovery = Discovery(api)
+    owners = _Owners(api, manager, Discovery(api))
     for item in locked:
-        lines += _owners(manager, discovery, item, metadata[item], retry_hint)
+        lines += owners.warnings(item, metadata[item], retry_hint)
     return lines
 
 
@@ -135,31 +136,63 @@ def _labels(body: Mapping[str, Any] | None) -> dict[str, str] | None:
     return None if body is None else dict((body.get("metadata") or {}).get("labels") or {})
 
 
-def _owners(manager: LeaseManager, discovery: Discovery, item: Locked, meta: Mapping[str, Any] | None,
-            retry_hint: str) -> list[str]:
-    owners = [_owner_key(discovery, ref, item.key.namespace) for ref in (meta or {}).get("ownerReferences") or []]
-    known = [owner for owner in owners if owner is not None]
-    if not known or any(_is_locked(manager, owner) for owner in known):
-        return []  # the garbage collector keeps a dependent while any owner exists
-    return [f"{item.describe()} is owned by {_name(owner)}, which is not locked: deleting it makes the garbage "
-            f"collector delete {item.describe()} despite its lock; lock it too: "
-            f"{retry_hint.format(target=_name(owner))}" for owner in known]
+# Owner chains longer than this are not followed (real ones: Deployment > ReplicaSet > Pod).
+_MAX_OWNER_DEPTH = 8
+_Exposure = tuple[tuple[Locked, ...], Locked]  # (locked owners in between, the unlocked owner)
 
 
-def _name(key: ResourceKey) -> str:
-    return describe_object(key.group, key.kind, key.namespace, key.name)
+@dataclass(frozen=True)
+class _Owners:
+    """Walks ownerReferences up from a locked object to the owners whose deletion would reach it."""
 
+    api: client.ApiClient
+    manager: LeaseManager
+    discovery: Discovery
 
-def _owner_key(discovery: Discovery, ref: Mapping[str, Any], namespace: str) -> ResourceKey | None:
-    """The lock key of an ownerReference; owners are in the dependent's namespace or cluster-scoped."""
-    group, _, version = str(ref.get("apiVersion") or "").rpartition("/")
-    kind = str(ref.get("kind") or "")
-    try:
-        rtype = discovery.resolve(f"{kind}.{version}.{group}" if group else f"{kind}.{version}")
-        return ResourceKey(group=rtype.group, kind=rtype.kind, namespace=namespace if rtype.namespaced else "",
-                           name=str(ref.get("name") or ""))
-    except (InvalidKeyError, ApiException):
-        return None  # a kind the server no longer serves (or a name lockcore cannot lock): nothing to suggest
+    def warnings(self, item: Locked, meta: Mapping[str, Any] | None, retry_hint: str) -> list[str]:
+        lines = []
+        for through, owner in self.exposures(item, meta, frozenset({item.key}), 0) or []:
+            via = f" (through {', '.join(o.describe() for o in through)})" if through else ""
+            lines.append(f"{item.describe()} is owned by {owner.describe()}{via}, which is not locked: deleting it "
+                         f"makes the garbage collector delete {item.describe()} despite its lock; lock it too: "
+                         f"{retry_hint.format(target=owner.describe())}")
+        return lines
+
+    def exposures(self, item: Locked, meta: Mapping[str, Any] | None, seen: frozenset[ResourceKey],
+                  depth: int) -> list[_Exposure] | None:
+        """None if the garbage collector cannot reach ``item``, else the unlocked owners it would come through.
+
+        The collector deletes an object once all its owners are gone, and a
+        locked owner is gone only if the collector deletes it in turn: an object
+        is safe when it has no owners, or one locked owner that is itself safe.
+        What cannot be read counts as safe (no warning rather than a wrong one).
+        """
+        refs = (meta or {}).get("ownerReferences") or []
+        owners = [o for o in (self.owner(ref, item.key.namespace) for ref in refs) if o and o.key not in seen]
+        if not owners or depth >= _MAX_OWNER_DEPTH:
+            return None
+        found: list[_Exposure] = []
+        for owner in owners:
+            if not _is_locked(self.manager, owner.key):
+                found.append(((), owner))
+                continue
+            above = self.exposures(owner, object_metadata(self.api, owner), seen | {owner.key}, depth + 1)
+            if above is None:
+                return None
+            found += [((owner, *through), top) for through, top in above]
+        return found
+
+    def owner(self, ref: Mapping[str, Any], namespace: str) -> Locked | None:
+        """An ownerReference as a lockable object; owners are in the dependent's namespace or cluster-scoped."""
+        group, _, version = str(ref.get("apiVersion") or "").rpartition("/")
+        kind = str(ref.get("kind") or "")
+        try:
+            rtype = self.discovery.resolve(f"{kind}.{version}.{group}" if group else f"{kind}.{version}")
+            key = ResourceKey(group=rtype.group, kind=rtype.kind, namespace=namespace if rtype.namespaced else "",
+                              name=str(ref.get("name") or ""))
+        except (InvalidKeyError, ApiException):
+            return None  # a kind the server no longer serves (or a name lockcore cannot lock): nothing to suggest
+        return Locked(key, rtype)
 
 
 def _is_locked(manager: LeaseManager, key: ResourceKey) -> bool:

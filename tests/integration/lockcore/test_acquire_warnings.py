@@ -31,9 +31,11 @@ def configmap(api: client.ApiClient, namespace: str, name: str, *owners: dict[st
     return {"name": made.metadata.name, "uid": made.metadata.uid}
 
 
-def owner_warning(namespace: str, child: str, owner: str, prog: str = "lockcore", txn: str = "t1") -> str:
-    return (f"Warning: configmap/{child} -n {namespace} is owned by configmap/{owner} -n {namespace}, which is "
-            f"not locked: deleting it makes the garbage collector delete configmap/{child} -n {namespace} "
+def owner_warning(namespace: str, child: str, owner: str, prog: str = "lockcore", txn: str = "t1",
+                  through: str = "") -> str:
+    via = f" (through configmap/{through} -n {namespace})" if through else ""
+    return (f"Warning: configmap/{child} -n {namespace} is owned by configmap/{owner} -n {namespace}{via}, which "
+            f"is not locked: deleting it makes the garbage collector delete configmap/{child} -n {namespace} "
             f"despite its lock; lock it too: {prog} acquire configmap/{owner} -n {namespace} --txn {txn} --ttl 600s")
 
 
@@ -75,6 +77,19 @@ def test_a_dependent_is_safe_while_any_owner_is_locked(
     assert owner_warning(namespace, "both", "first") in warned and owner_warning(namespace, "both", "second") in warned
     assert lockcore(cluster, "release", "cm/both", "-n", namespace, "--txn", "t1").returncode == 0
     assert "is owned by" not in acquire(cluster, namespace, "cm/both", "cm/second")
+
+
+def test_a_locked_owner_the_collector_can_delete_is_no_shield(
+        cluster: LocalCluster, namespace: str, api_client: ApiClientFactory) -> None:
+    # top <- mid <- child: deleting top collects mid, then child, whatever locks mid and child hold.
+    admin = api_client("admin")
+    top = configmap(admin, namespace, "top")
+    configmap(admin, namespace, "child", configmap(admin, namespace, "mid", top))
+    warned = acquire(cluster, namespace, "cm/child", "cm/mid")
+    assert owner_warning(namespace, "child", "top", through="mid") in warned
+    assert owner_warning(namespace, "mid", "top") in warned
+    assert lockcore(cluster, "release", "cm/child", "cm/mid", "-n", namespace, "--txn", "t1").returncode == 0
+    assert "is owned by" not in acquire(cluster, namespace, "cm/child", "cm/mid", "cm/top")
 
 
 @pytest.fixture
