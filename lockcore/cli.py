@@ -224,7 +224,6 @@ def _explain(exc: BaseException, ctx: _Context | None) -> BaseException:
     server = ctx.server() if ctx is not None else ""
     gone = unreachable(exc, server) if server else None
     if gone is not None:
-        gone.__cause__ = exc
         return gone
     if isinstance(exc, LeaseOpError) and exc.op == "creating" and exc.status == 404:
         # A Lease can be missing only as an object; a 404 on create means its namespace is.

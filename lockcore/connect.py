@@ -137,6 +137,8 @@ def unreachable(exc: BaseException, server: str) -> ClusterUnreachableError | No
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, urllib3.exceptions.HTTPError):
-            return ClusterUnreachableError(server, seen)
+            found = ClusterUnreachableError(server, seen)
+            found.__cause__ = seen
+            return found
         seen = seen.__cause__
     return None

@@ -10,6 +10,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.cli import _EXIT_CODES, UsageError, _explain, _message, main
+from lockcore.connect import unreachable
 from lockcore.errors import (
     AlreadyLockedError,
     ClusterConfigError,
@@ -84,3 +85,14 @@ def test_a_404_on_create_is_the_missing_namespace() -> None:
 def test_usage_errors_are_two_lines(argv: list[str], stderr: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert capsys.readouterr() == ("", stderr)
+
+
+def test_a_refused_connection_behind_a_lease_error_is_unreachable() -> None:
+    refused = urllib3.exceptions.MaxRetryError(None, "/api", urllib3.exceptions.NewConnectionError(None, "refused"))
+    wrapped = LeaseOpError("listing", "", refused, namespace="ns")
+    wrapped.__cause__ = refused
+    explained = unreachable(wrapped, "https://127.0.0.1:1")
+    assert isinstance(explained, ClusterUnreachableError) and explained.__cause__ is refused
+    assert str(explained) == "cannot reach the API server at https://127.0.0.1:1: connection refused"
+    assert exit_code(explained) == 5
+    assert unreachable(LeaseOpError("listing", "", ApiException(status=500)), "https://h") is None
