@@ -1,0 +1,202 @@
+"""Fenced locks (docs/INVARIANTS.md "fence"), against the real API server and the default webhook.
+
+The webhook here runs with default settings (cached Lease lookups) and the
+registration the chart renders. A second user's write is fired from another
+process the instant ``acquire`` (or ``hold``) returns; it must never get
+through, and must get through as soon as ``release`` returns. Writes of
+unmarked objects never reach the webhook, so they keep working while it is
+down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from lockcore.holding import hold
+from lockcore.kube import LOCKED_LABEL
+from lockcore.manager import LeaseManager
+from lockcore.naming import ResourceKey
+from tests.conftest import ApiClientFactory, KubectlRunner
+from tests.integration.webhook.conftest import WebhookFactory
+from tests.support.writer import Writer, second_user
+from tools.localcluster import LocalCluster
+from tools.localwebhook import RunningWebhook, as_body, grant_edit, guard, register_webhook
+
+pytestmark = pytest.mark.integration
+ROUNDS = 1000
+TXN_ANNOTATION = "leasegate.io/transaction"
+
+
+@pytest.fixture(scope="module")
+def default_webhook(webhook_factory: WebhookFactory, api_client: ApiClientFactory) -> RunningWebhook:
+    """The webhook as shipped: default settings (cached lookups), the chart's registration."""
+    running = webhook_factory("default")
+    register_webhook(api_client("admin"), running)
+    return running
+
+
+@pytest.fixture
+def fenced(namespace: str, api_client: ApiClientFactory, default_webhook: RunningWebhook) -> str:
+    admin = api_client("admin")
+    grant_edit(admin, namespace, locks=True)
+    guard(admin, namespace, default_webhook.key)
+    return namespace
+
+
+@pytest.fixture
+def bob(cluster: LocalCluster, fenced: str) -> Iterator[Writer]:
+    with second_user(cluster.kubeconfig_for("bob"), fenced) as writer:
+        yield writer
+
+
+def cm(namespace: str, name: str) -> ResourceKey:
+    return ResourceKey("", "ConfigMap", namespace, name)
+
+
+def make_cms(api: client.ApiClient, namespace: str, *names: str) -> None:
+    core = client.CoreV1Api(api)
+    for name in names:
+        core.create_namespaced_config_map(namespace, as_body({"metadata": {"name": name}}), _preload_content=False)
+
+
+def test_a_write_fired_the_instant_acquire_returns_never_gets_through(
+        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
+    make_cms(api_client("admin"), fenced, "cfg")
+    alice = LeaseManager(api_client("alice"))
+    slipped, refused_after_release = 0, 0
+    for i in range(ROUNDS):
+        ref = alice.acquire(cm(fenced, "cfg"), f"t{i}", 60)
+        slipped += bob.write("patch", "cfg") != 403
+        alice.release(ref, f"t{i}")
+        refused_after_release += bob.write("patch", "cfg") != 200
+    assert (slipped, refused_after_release) == (0, 0)
+
+
+def test_hold_fences_every_key_from_the_first_instant(
+        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
+    make_cms(api_client("admin"), fenced, "a", "b")
+    alice = LeaseManager(api_client("alice"))
+    keys = [cm(fenced, "a"), cm(fenced, "b")]
+    slipped, refused_after_release = 0, 0
+    for i in range(ROUNDS // 2):
+        with hold(alice, keys, f"t{i}", ttl=60):
+            slipped += sum(bob.write("patch", name) != 403 for name in ("a", "b"))
+        refused_after_release += sum(bob.write("patch", name) != 200 for name in ("a", "b"))
+    assert (slipped, refused_after_release) == (0, 0)
+
+
+def test_a_lock_on_an_object_that_does_not_exist_yet_holds_for_its_create(
+        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
+    alice = LeaseManager(api_client("alice"))
+    slipped, refused_after_release = 0, 0
+    for i in range(ROUNDS):
+        ref = alice.acquire(cm(fenced, "new"), f"t{i}", 60)
+        slipped += bob.write("create", "new") != 403
+        alice.release(ref, f"t{i}")
+        refused_after_release += bob.write("create", "new") != 200
+        assert bob.write("delete", "new") == 200
+    assert (slipped, refused_after_release) == (0, 0)
+
+
+def test_unmarked_objects_never_reach_the_webhook_and_survive_its_outage(
+        namespace: str, api_client: ApiClientFactory, webhook_factory: WebhookFactory,
+        cluster: LocalCluster) -> None:
+    admin = api_client("admin")
+    outage = webhook_factory("outage")
+    register_webhook(admin, outage, failure_policy="Fail")
+    grant_edit(admin, namespace, locks=True)
+    guard(admin, namespace, outage.key)
+    names = [f"free-{i}" for i in range(ROUNDS)]
+    make_cms(admin, namespace, "locked", *names)
+    ref = LeaseManager(api_client("alice")).acquire(cm(namespace, "locked"), "t1", 600)
+    with second_user(cluster.kubeconfig_for("bob"), namespace) as bob:
+        calls = outage.metric("leasegate_admission_decisions_total")
+        assert all(bob.write("patch", name) == 200 for name in names)
+        assert outage.metric("leasegate_admission_decisions_total") == calls, "an unmarked write reached the webhook"
+        assert bob.write("patch", "locked") == 403
+        outage.stop()
+        # failurePolicy Fail refuses what needs the webhook (the marked object), nothing else.
+        assert all(bob.write("patch", name) == 200 for name in names[:100])
+        assert bob.write("patch", "locked") == 500
+    assert ref.name == "lg.configmap.locked"
+
+
+@pytest.mark.parametrize("how", ["other user", "holder outside release", "kubectl replace", "server-side apply",
+                                 "json patch"])
+def test_the_marker_cannot_be_removed_while_the_lock_lives(
+        how: str, fenced: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
+    make_cms(api_client("admin"), fenced, "cfg")
+    LeaseManager(api_client("alice")).acquire(cm(fenced, "cfg"), "t1", 600)
+    user = "bob" if how == "other user" else "alice"
+    proof = [f"{TXN_ANNOTATION}=t1"] if how != "other user" else []
+    stripped = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "cfg", "namespace": fenced, "annotations": {TXN_ANNOTATION: "t1"}}, "data": {"k": "v"}}
+    if how in ("other user", "holder outside release"):
+        out = kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user=user, check=False)
+        if proof:
+            kubectl("annotate", "configmap", "cfg", "-n", fenced, *proof, user=user)
+            out = kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user=user, check=False)
+    elif how == "kubectl replace":
+        out = kubectl("replace", "-f", "-", input=json.dumps(stripped), user=user, check=False)
+    elif how == "server-side apply":
+        out = kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(stripped),
+                      user=user, check=False)
+    else:
+        patch = json.dumps([{"op": "remove", "path": "/metadata/labels/leasegate.io~1locked"},
+                            {"op": "add", "path": "/metadata/annotations", "value": {TXN_ANNOTATION: "t1"}}])
+        out = kubectl("patch", "configmap", "cfg", "-n", fenced, "--type=json", "-p", patch, user=user,
+                      check=False)
+    if how == "server-side apply":
+        # Apply drops only the fields its manager owns: the stamp's marker is not one of them.
+        assert out.returncode == 0, out.stderr
+    else:
+        assert out.returncode != 0, out.stdout
+        assert "locked by transaction 't1'" in out.stderr, out.stderr
+    labels = client.CoreV1Api(api_client("admin")).read_namespaced_config_map("cfg", fenced).metadata.labels
+    assert labels[LOCKED_LABEL] == "t1"
+
+
+def test_release_removes_the_marker_and_a_stale_one_is_harmless(
+        fenced: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
+    admin = api_client("admin")
+    make_cms(admin, fenced, "cfg")
+    alice = LeaseManager(api_client("alice"))
+    ref = alice.acquire(cm(fenced, "cfg"), "t1", 600)
+    listed = kubectl("get", "cm", "-n", fenced, "-l", LOCKED_LABEL, "-o", "name").stdout.split()
+    assert listed == ["configmap/cfg"]
+    alice.release(ref, "t1")
+    assert kubectl("get", "cm", "-n", fenced, "-l", LOCKED_LABEL, "-o", "name").stdout.split() == []
+    # A marker with no Lease behind it (a crashed holder) locks nothing and anyone may clean it up.
+    kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}=t9", user="bob")
+    kubectl("annotate", "configmap", "cfg", "-n", fenced, "note=x", user="bob")
+    kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user="bob")
+
+
+def test_acquire_gives_the_lease_back_when_the_object_cannot_be_stamped(
+        namespace: str, api_client: ApiClientFactory) -> None:
+    from lockcore.fence import FenceError
+
+    admin = api_client("admin")
+    make_cms(admin, namespace, "cfg")
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rbac.create_namespaced_role(namespace, as_body({"metadata": {"name": "leases-only"}, "rules": [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]}), _preload_content=False)
+    rbac.create_namespaced_role_binding(namespace, as_body({
+        "metadata": {"name": "leases-only"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "leases-only"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]}),
+        _preload_content=False)
+    bob = LeaseManager(api_client("bob"))
+    with pytest.raises(FenceError) as refused:
+        bob.acquire(cm(namespace, "cfg"), "t1", 600)
+    assert refused.value.status == 403 and "configmap/cfg" in str(refused.value)
+    assert bob.get_lock(bob.ref_for(cm(namespace, "cfg"))) is None, "nothing left half-locked"
+    # The advisory opt-out takes the Lease without touching the object.
+    ref = bob.acquire(cm(namespace, "cfg"), "t1", 600, fence=False)
+    assert bob.get_lock(ref) is not None
+    labels = client.CoreV1Api(admin).read_namespaced_config_map("cfg", namespace).metadata.labels or {}
+    assert LOCKED_LABEL not in labels
