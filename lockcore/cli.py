@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -292,6 +293,11 @@ class _Context:
         manager = self.manager()
         return key, manager, manager.ref_for(key)
 
+    def flags(self, *names: str) -> list[str]:
+        """``--name=value`` for each of these options the user gave, to pass them on."""
+        given = [(name, getattr(self.args, name.replace("-", "_"), None)) for name in names]
+        return [f"--{name}={value}" for name, value in given if value]
+
     def emit(self, data: Any, human: str) -> None:
         print(json.dumps(data, indent=2, sort_keys=True) if self.args.output == "json" else human)
 
@@ -301,10 +307,7 @@ class _Context:
         binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
         if not binary:
             raise UsageError("kubectl not found on PATH (or set $KUBECTL)")
-        flags = [f"--{name}={value}" for name, value in
-                 (("kubeconfig", self.args.kubeconfig), ("context", self.args.context),
-                  ("namespace", self.args.namespace)) if value]
-        result = subprocess.run([binary, *flags, *args], input=input, text=True,
+        result = subprocess.run([binary, *self.flags("kubeconfig", "context", "namespace"), *args], input=input, text=True,
                                 capture_output=capture, env=dict(os.environ, **(env or {})))
         if result.returncode != 0:
             if capture:
@@ -351,11 +354,18 @@ def _cmd_acquire(ctx: _Context) -> int:
     ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl},
              "\n".join(lines))
     # Checked once the locks are held, so owners locked by this same command count as locked.
-    hint = f"{ctx.prog} acquire {{target}} --txn {ctx.args.txn} --ttl {ctx.args.ttl:g}s"
-    for warning in acquire_warnings(ctx.api, manager, items, retry_hint=hint,
+    for warning in acquire_warnings(ctx.api, manager, items, retry_hint=_acquire_hint(ctx),
                                     configurations=ctx.args.webhook_configuration):
         print(f"Warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def _acquire_hint(ctx: _Context) -> str:
+    """The command that locks one more object (``{target}``) the way this one locked these."""
+    # Whole seconds: the Lease holds them (fractions round up), and `:g` could print 1e+06.
+    flags = ctx.flags("kubeconfig", "context", "lock-namespace", "profile")
+    return " ".join([ctx.prog, "acquire", "{target}", *flags, "--txn", ctx.args.txn,
+                     "--ttl", f"{math.ceil(ctx.args.ttl)}s"])
 
 
 def _cmd_renew(ctx: _Context) -> int:

@@ -32,11 +32,12 @@ def configmap(api: client.ApiClient, namespace: str, name: str, *owners: dict[st
 
 
 def owner_warning(namespace: str, child: str, owner: str, prog: str = "lockcore", txn: str = "t1",
-                  through: str = "") -> str:
+                  through: str = "", flags: str = "") -> str:
     via = f" (through configmap/{through} -n {namespace})" if through else ""
     return (f"Warning: configmap/{child} -n {namespace} is owned by configmap/{owner} -n {namespace}{via}, which "
             f"is not locked: deleting it makes the garbage collector delete configmap/{child} -n {namespace} "
-            f"despite its lock; lock it too: {prog} acquire configmap/{owner} -n {namespace} --txn {txn} --ttl 600s")
+            f"despite its lock; lock it too: {prog} acquire configmap/{owner} -n {namespace} {flags}--txn {txn} "
+            "--ttl 600s")
 
 
 def acquire(cluster: LocalCluster, namespace: str, *targets: str, txn: str = "t1", user: str = "admin",
@@ -55,10 +56,11 @@ def test_unlocked_owner_is_named_with_the_command_that_locks_it(
 
     assert owner_warning(namespace, "child", "parent") in acquire(cluster, namespace, "cm/child")
     assert lockcore(cluster, "release", "cm/child", "-n", namespace, "--txn", "t1").returncode == 0
-    # kubectl lock names itself in the suggestion.
-    plugin = kubectl("lock", "acquire", "cm/child", "-n", namespace, "--txn", "t1", "--ttl", "10m",
-                     env=plugin_env(cluster))
-    assert owner_warning(namespace, "child", "parent", prog="kubectl lock") in plugin.stderr
+    # kubectl lock names itself in the suggestion, which keeps the cluster and lock flags given.
+    plugin = kubectl("lock", "acquire", "cm/child", "-n", namespace, "--txn", "t1", "--ttl", "599.5",
+                     "--context", "admin", "--lock-namespace", namespace, env=plugin_env(cluster))
+    flags = f"--context=admin --lock-namespace={namespace} "
+    assert owner_warning(namespace, "child", "parent", prog="kubectl lock", flags=flags) in plugin.stderr
     assert lockcore(cluster, "release", "cm/child", "-n", namespace, "--txn", "t1").returncode == 0
 
     # Locked together, or the owner already locked by any transaction: nothing to warn about.
