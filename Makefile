@@ -91,6 +91,9 @@ lint: venv ## ruff: pyflakes, syntax, import order
 demo: tools ## end-to-end demo on a local control plane
 	$(PY) -m tools.localcluster --dir $(CACHE)/demo-cluster run -- $(PY) -m tools.demo
 
+demo-helm: tools node-tools ## the demo with the webhook as pods installed by Helm on a real node (root)
+	$(PY) -m tools.node run -- $(PY) -m tools.demo_helm
+
 cluster: tools ## start a local control plane in the background
 	$(PY) -m tools.localcluster up
 
