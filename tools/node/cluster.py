@@ -63,7 +63,7 @@ class LocalNode:
     _sysctls: dict[str, str] = field(default_factory=dict)
     _netns_before: set[str] = field(default_factory=set)
     _netns_dir_mounted: bool = True
-    _log_links_existed: bool = True
+    _fixed_dirs_made: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.workdir = self.workdir.resolve()
@@ -91,7 +91,7 @@ class LocalNode:
         self._sysctls = host.read_sysctls()
         self._netns_before = host.netns_names()
         self._netns_dir_mounted = host.is_mountpoint(host.NETNS_DIR)
-        self._log_links_existed = host.CONTAINER_LOG_LINKS.exists()
+        self._fixed_dirs_made = [d for d in host.FIXED_DIRS if not d.exists()]
         self.layout.workdir.mkdir(parents=True, exist_ok=True)
         host.create_bridge_netns(self.netns, BRIDGE, f"{BRIDGE_IP}/24", [SERVICE_CIDR])
         self._step("control plane", lambda: self._start_control_plane(timeout))
@@ -263,19 +263,19 @@ class LocalNode:
         self._remove_log_links()
         cgroups_left = host.remove_cgroup(self.layout.cgroup_root)
         sysctls = host.restore_sysctls(self._sysctls) if self._sysctls else {}
-        return {"stray processes": sorted(strays), "unmounted": len(unmounted), "pod netns removed": pod_netns,
-                "cgroups left": [str(p) for p in cgroups_left], "sysctls restored": sysctls}
+        return {"stray processes": sorted(strays), "unmounted": [m.removeprefix(str(self.workdir)) for m in unmounted],
+                "pod netns removed": pod_netns, "cgroups left": [str(p) for p in cgroups_left],
+                "sysctls restored": sysctls}
 
 
     def _remove_log_links(self) -> None:
-        """The kubelet's /var/log/containers links into this node's pod logs (and the directory, if it made it)."""
-        if not host.CONTAINER_LOG_LINKS.is_dir():
-            return
-        for link in host.CONTAINER_LOG_LINKS.iterdir():
-            if link.is_symlink() and str(link.readlink()).startswith(str(self.workdir)):
-                link.unlink()
-        if not self._log_links_existed and not any(host.CONTAINER_LOG_LINKS.iterdir()):
-            host.CONTAINER_LOG_LINKS.rmdir()
+        """The kubelet's /var/log/containers links into this node, and the fixed directories it made."""
+        if host.CONTAINER_LOG_LINKS.is_dir():
+            for link in host.CONTAINER_LOG_LINKS.iterdir():
+                if link.is_symlink() and str(link.readlink()).startswith(str(self.workdir)):
+                    link.unlink()
+        for directory in self._fixed_dirs_made:
+            host.remove_empty_tree(directory)
 
 
 def leftovers(node: LocalNode) -> list[str]:
@@ -284,6 +284,7 @@ def leftovers(node: LocalNode) -> list[str]:
     found += [f"netns {n}" for n in host.netns_names() if n == node.netns or n not in node._netns_before]
     found += [f"process {p}" for p in host.pids_with_cmdline(str(node.workdir))]
     found += [f"cgroup {p}" for p in host._cgroup_dirs(node.layout.cgroup_root)]
+    found += [f"directory {d}" for d in node._fixed_dirs_made if d.exists()]
     changed = {k: v for k, v in host.read_sysctls(node._sysctls).items() if node._sysctls.get(k) != v}
     found += [f"sysctl {k}={v}" for k, v in changed.items()]
     return found

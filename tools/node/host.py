@@ -19,6 +19,10 @@ from pathlib import Path
 NETNS_DIR = Path("/run/netns")
 # The kubelet links every container's log here (a fixed path, pkg/kubelet/kuberuntime).
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
+# containerd 1.6 puts its shims' sockets under /run/containerd/s whatever its state directory.
+SHIM_SOCKETS = Path("/run/containerd/s")
+# Fixed host directories the daemons create if missing: removed again if they made them.
+FIXED_DIRS = (CONTAINER_LOG_LINKS, SHIM_SOCKETS.parent)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # What the kubelet sets at start (pkg/kubelet/cm setupKernelTunables) and kube-proxy's
 # conntrack table size: global, so saved before the node starts and written back after.
@@ -226,3 +230,19 @@ def _cgroup_dirs(name: str) -> Iterator[Path]:
         if top.is_dir():
             yield top
             yield from (p for p in top.rglob("*") if p.is_dir())
+
+
+def remove_empty_tree(top: Path) -> bool:
+    """rmdir ``top`` and its subdirectories if nothing but empty directories is left; True if gone."""
+    if not top.is_dir():
+        return True
+    for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            directory.rmdir()
+        except OSError:
+            return False
+    try:
+        top.rmdir()
+    except OSError:
+        return False
+    return True
