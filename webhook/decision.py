@@ -407,7 +407,8 @@ def _lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: datetim
 
 def _describe(request: AdmissionRequest) -> str:
     sub = f" ({request.sub_resource})" if request.sub_resource else ""
-    return describe_object(request.group, request.kind, request.namespace, request.name) + sub
+    namespace = "" if (request.resource_group, request.resource) == NAMESPACES else request.namespace
+    return describe_object(request.group, request.kind, namespace, request.name) + sub
 
 
 def _blocked_message(request: AdmissionRequest, ref: LeaseRef, lease: LeaseState, reason: Reason,

@@ -65,7 +65,11 @@ DEFAULT_EXEMPT_USERS: tuple[str, ...] = (
     "system:serviceaccount:kube-system:namespace-controller",
     "system:serviceaccount:kube-system:generic-garbage-collector",
 )
-DEFAULT_EXEMPT_GROUPS: tuple[str, ...] = ("system:nodes",)
+# Kubelets update their own objects; kube-system's service accounts are the
+# control plane's controllers when kube-controller-manager runs them with their
+# own credentials (--use-service-account-credentials, as kubeadm does): the
+# deployment controller must still roll out a locked Deployment its holder changed.
+DEFAULT_EXEMPT_GROUPS: tuple[str, ...] = ("system:nodes", "system:serviceaccounts:kube-system")
 DEFAULT_EXEMPT_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
 # Who may renew, update or delete a live lock Lease it did not take: the
 # operators' way out (force-release). system:masters is the cluster admin.

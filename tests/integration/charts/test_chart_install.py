@@ -40,11 +40,9 @@ from webhook.settings import EnforcementMode
 pytestmark = pytest.mark.integration
 
 LABEL = "leasegate-chart-test"
-SCOPED_WEBHOOK_RULES = [
-    {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps", "secrets"],
-     "operations": ["CREATE", "UPDATE", "DELETE"], "scope": "Namespaced"},
-    {"apiGroups": ["apps"], "apiVersions": ["*"], "resources": ["deployments"],
-     "operations": ["CREATE", "UPDATE", "DELETE"], "scope": "Namespaced"},
+SCOPED_WEBHOOK_RESOURCES = [
+    {"apiGroups": [""], "resources": ["configmaps", "secrets"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"]},
 ]
 
 
@@ -83,7 +81,7 @@ class Release:
     def values(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {
             "webhook": {"namespaceSelector": {"matchLabels": {LABEL: self.scope}},
-                        "rules": SCOPED_WEBHOOK_RULES},
+                        "resources": SCOPED_WEBHOOK_RESOURCES},
             "metrics": {"dashboard": {"enabled": True}},
             # Optional objects on, so the API server's own validation sees them too.
             "networkPolicy": {"enabled": True, "admissionFrom": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
@@ -297,11 +295,11 @@ def test_failure_policy_fail_refuses_and_ignore_allows(
         return not ok
 
     _wait_for(refused, "the API server to apply the new webhook configuration")
-    assert 'failed calling webhook "validate.leasegate.io"' in last[0], last[0]
-    for verb_args in (["annotate", "configmap", "existing", "note=x"], ["delete", "configmap", "existing"],
-                      ["create", "deployment", "web", "--image=nginx"]):
-        result = kubectl(*verb_args, "-n", namespace, check=False)
-        assert result.returncode != 0 and "failed calling webhook" in result.stderr, (verb_args, result.stderr)
+    assert 'failed calling webhook "creates.locks.leasegate.io"' in last[0], last[0]
+    result = kubectl("create", "deployment", "web", "--image=nginx", "-n", namespace, check=False)
+    assert result.returncode != 0 and "failed calling webhook" in result.stderr, result.stderr
+    # Objects nobody locked (no marker) are never sent to the webhook: their writes do not depend on it.
+    kubectl("annotate", "configmap", "existing", "note=x", "-n", namespace)
 
     # Writes the rules do not match still work in the same namespace.
     kubectl("create", "serviceaccount", "unmatched", "-n", namespace)
@@ -335,8 +333,8 @@ def test_failure_policy_fail_refuses_and_ignore_allows(
     _wait_for(allowed, "failurePolicy=Ignore to take effect")
     annotations = _audit_annotations(cluster, namespace, created[-1])
     failed_open = {k: v for k, v in annotations.items() if k.startswith("failed-open.validating.webhook")}
-    assert list(failed_open.values()) == ["validate.leasegate.io"], annotations
-    kubectl("annotate", "configmap", "existing", "note=y", "-n", namespace)
+    assert list(failed_open.values()) == ["creates.locks.leasegate.io"], annotations
+    kubectl("annotate", "configmap", "existing", "note=y", "--overwrite", "-n", namespace)
     kubectl("delete", "configmap", "existing", "-n", namespace)
 
     release.uninstall()

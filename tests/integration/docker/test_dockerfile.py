@@ -337,8 +337,11 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
             requests.post(f"http://127.0.0.1:{port}/validate", json={}, timeout=3)
 
         def review(operation: str, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+            # Locked objects carry acquire's marker, before and after a write that keeps it.
+            labels = {"leasegate.io/locked": "t42"} if name == "locked" else {}
             obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {}},
+                   "metadata": {"name": name, "namespace": namespace, "annotations": annotations or {},
+                                "labels": labels},
                    "data": {"k": "v"}}
             # The stored object carries no annotation: this write stamps it (a carried-over
             # annotation alone would not prove membership, see docs/webhook.md).
@@ -380,7 +383,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
                 time.sleep(0.3)
                 answer = review("UPDATE", "locked")
             assert answer["allowed"] is False, answer
-            assert answer["status"]["code"] == 409
+            assert answer["status"]["code"] == 403
             assert "t42" in answer["status"]["message"]
             # A write that stamps the holder's transaction passes.
             assert review("UPDATE", "locked", {"leasegate.io/transaction": "t42"})["allowed"] is True

@@ -94,7 +94,7 @@ def test_huge_or_invalid_annotation_values(rel_webhook: RunningWebhook, api_clie
         assert resp.status_code == 413 and fragment in resp.json()["error"]
     else:
         response = assert_well_formed(resp.json(), uid)
-        assert response["allowed"] is False and response["status"]["code"] == 409
+        assert response["allowed"] is False and response["status"]["code"] == 403
     valid_answer(rel_webhook)
 
 
