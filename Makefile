@@ -47,7 +47,7 @@ $(NODE_BINS) &: $(CONTROLPLANE_SRC)
 		./cmd/kubelet ./cmd/kube-proxy ./cmd/kube-scheduler
 	touch $(NODE_BINS)
 
-NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap iptables conntrack gcc libc6-dev
+NODE_PACKAGES := iproute2 containerd runc containernetworking-plugins buildah mmdebstrap iptables conntrack gcc libc6-dev
 node-packages: ## Debian packages the test node needs (apt-get, only those missing)
 	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null \
 		| grep -qx installed || echo $$p; done); [ -z "$$missing" ] || { \

@@ -162,5 +162,6 @@ def kube_proxy_config(layout: Layout, kubeconfig: Path, healthz_port: int, metri
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s",
                       "udpTimeout": "0s", "udpStreamTimeout": "0s"},
         "iptables": {"localhostNodePorts": False, "syncPeriod": "10s", "minSyncPeriod": "0s"},
+        "nodePortAddresses": ["primary"],
     }
     return json.dumps(config, indent=2)

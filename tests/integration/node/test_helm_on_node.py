@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from lockcore import LeaseManager, ResourceKey
 from lockcore.settings import LockSettings
 from tests.integration.node.conftest import NodeApi, NodeHelm, NodeKubectl
+from tests.integration.node.netcheck import assert_host_untouched, assert_node_has_no_way_out, assert_pod_has_no_way_out
 from tests.integration.node.traffic import DENIED, FAILED_CALL, TXN_ANNOTATION, Traffic
 from tests.unit.charts.helm import CHART
 from tools.localwebhook import as_body, grant_edit
@@ -168,6 +169,16 @@ def test_helm_install_runs_both_replicas_on_the_node(release: Release) -> None:
         assert status.image == WEBHOOK_IMAGE and status.ready and status.restart_count == 0
         assert pod.spec.containers[0].image_pull_policy == "Never"
     assert release.install_seconds < 120
+
+
+def test_pods_and_node_have_no_way_out(release: Release) -> None:
+    """With the pods running: one veth per pod on the bridge, no default route anywhere, host untouched."""
+    pods = release.wait_ready(2)
+    wait_for(lambda: len(release.pods(terminating=True)) == 2, "no terminating pod (the demo's)", timeout=60)
+    assert assert_node_has_no_way_out(release.node) == len(pods)
+    for pod in pods:
+        assert_pod_has_no_way_out(container_pids(release.node, pod.metadata.uid)[0])
+    assert_host_untouched()
 
 
 def test_lock_enforced_by_the_pods_through_the_service(release: Release, shop: Shop, node_api: NodeApi) -> None:
