@@ -26,6 +26,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 from lockcore.audit import EVENT_REASON
+from lockcore.kube import LOCKED_LABEL
 from tools.localcluster import BIN_DIR
 from tools.localwebhook import (
     RunningWebhook,
@@ -94,6 +95,8 @@ def main() -> int:
         sh(f"kubectl lock acquire configmap/settings -n {NAMESPACE} --txn {TXN} --ttl 5m",
            user="alice", expect_ok=True)
         sh(f"kubectl lock status configmap/settings -n {NAMESPACE}", user="bob", expect_ok=True)
+        step("The lock marked the object: the API server now calls the webhook for it, and for no other")
+        sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL} -L {LOCKED_LABEL}", user="bob", expect_ok=True)
 
         step("bob, outside the transaction, tries to change it: refused")
         sh(f"kubectl annotate configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=False)
@@ -116,6 +119,7 @@ def main() -> int:
         step(f"alice ends {TXN}: the lock is released and bob may write again")
         sh(f"kubectl lock release configmap/settings -n {NAMESPACE} --txn {TXN}", user="alice", expect_ok=True)
         sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=True)
+        sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL}", user="bob", expect_ok=True)
     finally:
         step("Clean up")
         client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)

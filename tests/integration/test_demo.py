@@ -24,3 +24,8 @@ def test_demo_runs_end_to_end(cluster: LocalCluster) -> None:
     assert "bob" in audit and "t42" in audit and "configmap/settings -n shop" in audit
     # Both of bob's refusals, aggregated into one Event (same object, user, holder, mode).
     assert re.search(r"\bbob\s+UPDATE\s+configmap/settings -n shop\s+t42\s+\S+\s+deny\s+2\s*$", audit, re.M), audit
+    # The lock marked the object: `kubectl get cm -l leasegate.io/locked` lists it while locked, not after.
+    marked = result.stdout.split("-l leasegate.io/locked -L leasegate.io/locked", 1)[1].split("===", 1)[0]
+    assert re.search(r"^\s*settings\s+\d+\s+\S+\s+t42\s*$", marked, re.M), marked
+    after = result.stdout.rsplit("-l leasegate.io/locked\n", 1)[1].split("===", 1)[0]
+    assert "No resources found" in after, after
