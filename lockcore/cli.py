@@ -10,6 +10,8 @@ real kubectl. Examples::
     kubectl lock apply -f web.yaml --txn t42
     kubectl lock edit deployment/web -n shop --txn t42
     kubectl lock audit -n shop --txn t42
+    kubectl lock prune                      # markers no live lock stands behind (--apply removes)
+    lockcore acquire cm/cfg --txn t42 --ttl 5m --no-fence   # advisory only: nothing enforces it
 
 The cluster is chosen as kubectl chooses it (``--kubeconfig``, ``--context``,
 ``$KUBECONFIG``, ``~/.kube/config``, else in-cluster). ``list`` and ``audit``
@@ -61,10 +63,13 @@ from lockcore.errors import (
     LockExpiredError,
     NamespaceNotFoundError,
 )
+from lockcore.fence import Fence
 from lockcore.holding import acquire_all
+from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
+from lockcore.prune import stale_markers
 from lockcore.resources import Discovery, split_target
 from lockcore.settings import LockSettings, Profile, SettingsError
 
@@ -153,6 +158,9 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     acquire = sub.add_parser("acquire", parents=[p.common, p.targets, p.txn, p.ttl],
                              help="lock objects for a transaction (all or nothing)")
     acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
+    acquire.add_argument("--no-fence", action="store_true",
+                         help="take an advisory Lease only: the object is not marked leasegate.io/locked, so the "
+                              "webhook is never called for its updates and nothing enforces the lock")
     acquire.add_argument("--webhook-configuration", action="append", default=[], metavar="NAME",
                          help="ValidatingWebhookConfiguration to check the locks are enforced by (repeatable; "
                               "default: those labelled app.kubernetes.io/managed-by=leasegate)")
@@ -163,6 +171,10 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     listing = sub.add_parser("list", parents=[p.common], help="list locks (all namespaces unless -n)")
     listing.add_argument("--txn", type=_txn, help="only this transaction's locks")
     sub.add_parser("force-release", parents=[p.common, p.target], help="delete a lock whoever holds it")
+    prune = sub.add_parser("prune", parents=[p.common],
+                           help="list objects marked leasegate.io/locked that no live lock stands behind "
+                                "(all namespaces unless -n); --apply removes those markers")
+    prune.add_argument("--apply", action="store_true", help="remove the stale markers (default: only list them)")
     audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
     if plugin:
@@ -257,6 +269,7 @@ class _Context:
             profile=Profile(args.profile) if args.profile else None,
         )
         self._api: Any = None
+        self._discovery: Discovery | None = None
 
     def server(self) -> str:
         """The API server's URL, once a client exists ("" before)."""
@@ -268,14 +281,21 @@ class _Context:
             self._api = api_client_from(self.args.kubeconfig, self.args.context)
         return self._api
 
+    @property
+    def discovery(self) -> Discovery:
+        """One discovery per invocation, shared with the manager's fence (each type asked once)."""
+        if self._discovery is None:
+            self._discovery = Discovery(self.api)
+        return self._discovery
+
     def manager(self) -> LeaseManager:
-        return LeaseManager(self.api, self.settings)
+        return LeaseManager(self.api, self.settings, discovery=self.discovery)
 
     def namespace(self) -> str:
         return str(self.args.namespace or default_namespace(self.args.kubeconfig, self.args.context))
 
     def key(self) -> ResourceKey:
-        return Discovery(self.api).key(self.args.target, self.namespace())
+        return self.discovery.key(self.args.target, self.namespace())
 
     def keys(self) -> list[ResourceKey]:
         """The objects named on the command line (several for acquire/release)."""
@@ -283,7 +303,7 @@ class _Context:
 
     def resolved(self) -> list[Locked]:
         """The objects named on the command line with their types (discovery is asked once per type)."""
-        discovery = Discovery(self.api)
+        discovery = self.discovery
         return [Locked(discovery.key(target, self.namespace()), discovery.resolve(split_target(target)[0]))
                 for target in self.args.targets]
 
@@ -348,7 +368,7 @@ def _locks_json(manager: LeaseManager, keys: list[ResourceKey]) -> list[dict[str
 def _cmd_acquire(ctx: _Context) -> int:
     items, manager = ctx.resolved(), ctx.manager()
     keys = [item.key for item in items]
-    acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait)
+    acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait, fence=not ctx.args.no_fence)
     lines = [f"locked {key.describe()} for transaction {ctx.args.txn} (lease {manager.ref_for(key)})"
              for key in keys]
     ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl},
@@ -438,6 +458,10 @@ def _cmd_apply(ctx: _Context) -> int:
     # kubectl annotates locally (any manifest kubectl reads, YAML or JSON, lists included).
     annotated = ctx.kubectl("annotate", "--local", "--overwrite", "-o", "json", "-f", file_arg,
                             stamp, input=source)
+    # The transaction's objects keep (or, created, get) its marker: a locked name must be created
+    # marked, or its later writes would not reach the webhook. Release removes it.
+    annotated = ctx.kubectl("label", "--local", "--overwrite", "-o", "json", "-f", "-",
+                            f"{LOCKED_LABEL}={ctx.args.txn}", input=annotated)
     output = ["-o", "json"] if ctx.args.output == "json" else []
     sys.stdout.write(ctx.kubectl("apply", "-f", "-", *output, input=annotated))
     return EXIT_OK
@@ -490,6 +514,18 @@ def _write_text(path: str, text: str) -> None:
         fh.write(text)
 
 
+def _cmd_prune(ctx: _Context) -> int:
+    manager = ctx.manager()
+    stale = list(stale_markers(manager, ctx.discovery, namespace=ctx.args.namespace))
+    removed = [s for s in stale if ctx.args.apply and Fence(ctx.api, discovery=ctx.discovery).unstamp(s.key, s.txn)]
+    rows = [["OBJECT", "MARKER", "WHY", "REMOVED" if ctx.args.apply else "ACTION"]] + [
+        [s.key.describe(), s.txn, s.why, ("yes" if s in removed else "no (changed)") if ctx.args.apply
+         else "would remove (--apply)"] for s in stale]
+    items = [{"object": s.key.describe(), "txn": s.txn, "why": s.why, "removed": s in removed} for s in stale]
+    ctx.emit({"stale": items, "applied": bool(ctx.args.apply)}, _table(rows) if stale else "no stale markers")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[_Context], int]] = {
     "acquire": _cmd_acquire,
     "renew": _cmd_renew,
@@ -498,6 +534,7 @@ _COMMANDS: dict[str, Callable[[_Context], int]] = {
     "list": _cmd_list,
     "force-release": _cmd_force_release,
     "audit": _cmd_audit,
+    "prune": _cmd_prune,
     "apply": _cmd_apply,
     "delete": _cmd_delete,
     "edit": _cmd_edit,

@@ -66,7 +66,7 @@ class Fence:
                  discovery: Discovery | None = None) -> None:
         self._api = api_client
         self._timeout = request_timeout
-        self._discovery = discovery or Discovery(api_client)
+        self._discovery = discovery or Discovery(api_client, timeout=request_timeout)
 
     def stamp(self, key: ResourceKey, txn: str) -> bool:
         """Mark ``key`` as locked by ``txn``; False if the object does not exist (nothing to mark).

@@ -47,6 +47,20 @@ RESOURCE_ANNOTATION = "leasegate.io/resource"
 
 ENV_PREFIX = "LEASEGATE_"
 
+# What can be locked by default (the registration's and the chart's
+# webhook.resources; what `kubectl lock prune` searches): workload,
+# configuration and access objects, namespaced and cluster-scoped. Leases
+# (the locks) and Events (the audit) are never listed here.
+LOCKABLE_RESOURCES: tuple[dict[str, list[str]], ...] = (
+    {"apiGroups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
+                                      "persistentvolumeclaims", "namespaces"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"]},
+    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"],
+     "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"]},
+)
+
 
 def lease_path(namespace: str, name: str = "") -> str:
     """The REST path of a Lease (or of a namespace's Lease collection)."""

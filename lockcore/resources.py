@@ -53,8 +53,9 @@ def split_target(target: str) -> tuple[str, str]:
 class Discovery:
     """Resolves resource types against one API server; caches what it fetched."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, *, timeout: float | None = 10.0) -> None:
         self._api = api_client
+        self._timeout = timeout  # a server that drops packets must not hang the caller
         self._lists: dict[str, list[dict[str, Any]]] = {}
         self._groups: list[dict[str, Any]] | None = None
 
@@ -123,14 +124,14 @@ class Discovery:
         return self.resolve(f"{kind}.{group}" if group else f"{kind}.v1")
 
     def _get(self, path: str) -> dict[str, Any]:
-        status, body = request_json(self._api, "GET", path)
+        status, body = request_json(self._api, "GET", path, timeout=self._timeout)
         if not 200 <= status <= 299 or not isinstance(body, dict):
             raise ApiException(status=status, reason=str((body or {}).get("message", "")) if isinstance(
                 body, dict) else "")
         return body
 
 
-def request_json(api: Any, method: str, path: str, *, body: Any = None,
+def request_json(api: Any, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
                  content_type: str = "application/json", timeout: float | None = None) -> tuple[int, Any]:
     """One raw API call through an official ``ApiClient`` (its auth, TLS and pool): (status, JSON body).
 
@@ -145,7 +146,7 @@ def request_json(api: Any, method: str, path: str, *, body: Any = None,
     if body is not None:
         headers["Content-Type"] = content_type
     request = api.param_serialize(method=method, resource_path=path, header_params=headers, body=body,
-                                  auth_settings=["BearerToken"])
+                                  query_params=list((query or {}).items()), auth_settings=["BearerToken"])
     response = api.call_api(*request, _request_timeout=timeout)
     response.read()
     try:

@@ -34,7 +34,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lockcore.kube import LEASE_GROUP, LOCKED_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, VWC_PATH
+from lockcore.kube import LEASE_GROUP, LOCKABLE_RESOURCES, LOCKED_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, VWC_PATH
 from lockcore.profiles import LockProfile, Profile
 from webhook.decision import SCALE_PARENTS
 from webhook.kube import KubeHttp
@@ -42,18 +42,8 @@ from webhook.kube import KubeHttp
 log = logging.getLogger("leasegate.registration")
 WEBHOOK_NAME = "locks.leasegate.io"
 
-# What can be locked by default (the chart's webhook.resources): workload,
-# configuration and access objects, namespaced and cluster-scoped. Leases
-# (the locks) and Events (the audit) are never listed here.
-DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = (
-    {"apiGroups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
-                                      "persistentvolumeclaims", "namespaces"]},
-    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"]},
-    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"]},
-    {"apiGroups": ["rbac.authorization.k8s.io"],
-     "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"]},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"]},
-)
+# What can be locked by default: the chart's webhook.resources (one list, in lockcore.kube).
+DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = LOCKABLE_RESOURCES
 
 
 def _rule(groups: Sequence[str], resources: Sequence[str], operations: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""The fence through the CLI: acquire marks, release unmarks, --no-fence, prune, apply of a locked name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+
+from lockcore.kube import LOCKED_LABEL
+from tests.conftest import ApiClientFactory, KubectlRunner
+from tests.support.cli import lockcore, plugin_env
+from tools.localcluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+
+def labels(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
+    return dict(client.CoreV1Api(api).read_namespaced_config_map(name, namespace).metadata.labels or {})
+
+
+def test_acquire_marks_release_unmarks_and_no_fence_does_not(
+        cluster: LocalCluster, namespace: str, kubectl: KubectlRunner, api_client: ApiClientFactory) -> None:
+    admin = api_client("admin")
+    kubectl("create", "configmap", "cfg", "-n", namespace)
+    ns = ["-n", namespace]
+    assert lockcore(cluster, "acquire", "cm/cfg", *ns, "--txn", "t1", "--ttl", "5m").returncode == 0
+    assert labels(admin, namespace, "cfg")[LOCKED_LABEL] == "t1"
+    assert lockcore(cluster, "release", "cm/cfg", *ns, "--txn", "t1").returncode == 0
+    assert LOCKED_LABEL not in labels(admin, namespace, "cfg")
+    advisory = lockcore(cluster, "acquire", "cm/cfg", *ns, "--txn", "t2", "--ttl", "5m", "--no-fence")
+    assert advisory.returncode == 0, advisory.stderr
+    assert LOCKED_LABEL not in labels(admin, namespace, "cfg")
+    status = json.loads(lockcore(cluster, "status", "cm/cfg", *ns, "-o", "json").stdout)
+    assert status["locked"] and status["txn"] == "t2"
+
+
+def test_prune_lists_stale_markers_and_removes_them_only_when_asked(
+        cluster: LocalCluster, namespace: str, kubectl: KubectlRunner, api_client: ApiClientFactory) -> None:
+    admin = api_client("admin")
+    for name in ("crashed", "locked", "plain"):
+        kubectl("create", "configmap", name, "-n", namespace)
+    kubectl("label", "configmap", "crashed", "-n", namespace, f"{LOCKED_LABEL}=t9")  # its holder died
+    ns = ["-n", namespace]
+    assert lockcore(cluster, "acquire", "cm/locked", *ns, "--txn", "t1", "--ttl", "5m").returncode == 0
+    listed = lockcore(cluster, "prune", *ns, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    stale = json.loads(listed.stdout)["stale"]
+    assert [(s["object"], s["txn"], s["why"], s["removed"]) for s in stale] == [
+        (f"configmap/crashed -n {namespace}", "t9", "no lease", False)]
+    assert labels(admin, namespace, "crashed")[LOCKED_LABEL] == "t9", "a dry run removes nothing"
+    human = lockcore(cluster, "prune", *ns)
+    assert "would remove (--apply)" in human.stdout and "configmap/crashed" in human.stdout
+    applied = lockcore(cluster, "prune", *ns, "--apply")
+    assert applied.returncode == 0 and "yes" in applied.stdout, applied.stdout + applied.stderr
+    assert LOCKED_LABEL not in labels(admin, namespace, "crashed")
+    assert labels(admin, namespace, "locked")[LOCKED_LABEL] == "t1", "a live lock's marker stays"
+    assert lockcore(cluster, "prune", *ns).stdout.strip() == "no stale markers"
+
+
+def test_kubectl_lock_apply_creates_a_locked_name_marked(
+        cluster: LocalCluster, namespace: str, kubectl: KubectlRunner, api_client: ApiClientFactory) -> None:
+    ns = ["-n", namespace]
+    assert lockcore(cluster, "acquire", "cm/new", *ns, "--txn", "t1", "--ttl", "5m").returncode == 0
+    manifest = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "new", "namespace": namespace},
+                           "data": {"k": "v"}})
+    kubectl("lock", "apply", "-f", "-", "--txn", "t1", input=manifest, env=plugin_env(cluster))
+    created = client.CoreV1Api(api_client("admin")).read_namespaced_config_map("new", namespace).metadata
+    assert created.labels[LOCKED_LABEL] == "t1" and created.annotations["leasegate.io/transaction"] == "t1"
