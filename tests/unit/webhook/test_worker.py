@@ -55,3 +55,39 @@ def test_request_read_timeout_setting() -> None:
     assert WebhookSettings.from_env(env).request_read_timeout_seconds == 2.5
     with pytest.raises(SettingsError):
         WebhookSettings(request_read_timeout_seconds=0)
+
+
+# -- the gunicorn internals DeadlineThreadWorker relies on -------------------------------
+# pyproject pins gunicorn to the range these were read from; a new gunicorn that moves
+# any of them fails here, loudly, instead of as a worker that hangs or drops requests.
+
+_THREADWORKER_METHODS = ("enqueue_req", "set_accept_enabled", "murder_pending", "accept", "init_process")
+_TCONN_FIELDS = ("sock", "client", "server", "cfg", "parser", "initialized", "timeout")
+
+
+@pytest.mark.parametrize("name", _THREADWORKER_METHODS)
+def test_gunicorn_thread_worker_still_has(name: str) -> None:
+    from gunicorn.workers.gthread import ThreadWorker
+
+    assert callable(getattr(ThreadWorker, name, None)), f"gunicorn's ThreadWorker.{name} moved"
+
+
+def test_gunicorn_connection_and_parser_hooks_are_where_the_worker_uses_them() -> None:
+    import inspect
+
+    from gunicorn import http
+    from gunicorn import sock as gsock
+    from gunicorn.workers.gthread import TConn, ThreadWorker
+
+    left, right = socket.socketpair()
+    try:
+        conn = TConn(cfg=object(), sock=left, client=("127.0.0.1", 1), server=("127.0.0.1", 2))
+        assert all(hasattr(conn, field) for field in _TCONN_FIELDS), vars(conn)
+    finally:
+        left.close()
+        right.close()
+    assert callable(http.get_parser) and callable(gsock.ssl_context)
+    # The worker reads these set by ThreadWorker.__init__/init_process.
+    init = inspect.getsource(ThreadWorker.__init__) + inspect.getsource(ThreadWorker.init_process)
+    for attribute in ("worker_connections", "nr_conns", "poller"):
+        assert f"self.{attribute}" in init, f"ThreadWorker no longer sets {attribute}"
