@@ -9,7 +9,7 @@
   requests for up to ``graceful_timeout_seconds``.
 * ``/healthz``, ``/readyz`` (200 only while the API server answers) and
   ``/metrics`` on plain ``health_port``, served by a thread of the gunicorn
-  master so they keep answering while workers restart.
+  master so they keep answering while workers restart (webhook/probes.py).
 * Serving certificate: the given files (reloaded when they change), or a CA and
   certificate generated into ``cert_dir`` at start, whose CA is written into
   ``webhook_config_name``'s caBundle.
@@ -37,13 +37,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from gunicorn.app.base import BaseApplication
+
+from lockcore.kube import ENV_PREFIX
 from lockcore.settings import LockSettings, SettingsError
+from webhook.allocator import retain_freed_memory
+from webhook.app import create_app_from_settings
+from webhook.certs import ReloadingContext, generate
+from webhook.kube import KubeHttp
 from webhook.logs import AccessLogOnDemand, log_config
+from webhook.metrics import mark_worker_dead
+from webhook.probes import start_health_server
+from webhook.registration import ensure_ca_bundle
 from webhook.settings import WebhookSettings
+from webhook.worker import deadline_worker
 
 log = logging.getLogger("leasegate.serve")
 
@@ -61,7 +70,7 @@ def _flags() -> list[tuple[str, str, str]]:
             if isinstance(default, tuple):
                 default = ",".join(default)
             default = getattr(default, "value", default)
-            env = f"LEASEGATE_{f.name.upper()}"
+            env = f"{ENV_PREFIX}{f.name.upper()}"
             out.append((f"--{f.name.replace('_', '-')}", env, f"{env} (default: {default})"))
     return out
 
@@ -87,78 +96,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> WebhookSettings:
         raise  # unreachable: parser.error exits
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - wsgiref's signature
-        pass  # probes every few seconds would drown the audit lines
-
-
-class Readiness:
-    """Whether the API server answers, checked at most once per ``interval`` seconds."""
-
-    def __init__(self, settings: WebhookSettings, interval: float = 1.0) -> None:
-        self._settings = settings
-        self._interval = interval
-        self._checked = float("-inf")
-        self._ready = False
-        self._detail = "not checked yet"
-        self._lock = threading.Lock()
-        self._kube: Any = None
-
-    def __call__(self) -> tuple[bool, str]:
-        from webhook.kube import KubeError, KubeHttp
-
-        with self._lock:
-            if time.monotonic() - self._checked < self._interval:
-                return self._ready, self._detail
-            try:
-                if self._kube is None:
-                    self._kube = KubeHttp.from_settings(self._settings)
-                status = self._kube.status("/readyz", timeout=self._settings.lookup_timeout_seconds)
-                self._ready, self._detail = status == 200, f"API server /readyz: HTTP {status}"
-            except (KubeError, OSError, ValueError) as exc:
-                self._ready, self._detail = False, f"API server unreachable: {exc}"
-            self._checked = time.monotonic()
-            return self._ready, self._detail
-
-
-def health_app(ready: Callable[[], tuple[bool, str]]) -> Any:
-    """The plain-HTTP WSGI app for probes and Prometheus."""
-    from flask import Flask, Response
-
-    from webhook.metrics import render_latest
-
-    app = Flask("leasegate-health")
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return Response("ok\n", 200, mimetype="text/plain")
-
-    @app.get("/readyz")
-    def readyz() -> Response:
-        ok, detail = ready()
-        return Response(detail + "\n", 200 if ok else 503, mimetype="text/plain")
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        payload, content_type = render_latest()
-        return Response(payload, 200, content_type=content_type)
-
-    return app
-
-
-def start_health_server(settings: WebhookSettings) -> WSGIServer:
-    server = make_server(settings.bind_address, settings.health_port, health_app(Readiness(settings)),
-                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server
-
-
 def _prepare_metrics_dir() -> None:
-    # Must happen before prometheus_client is imported anywhere in this process.
+    # Before the first metric is used (webhook.metrics imports prometheus_client then).
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         directory = tempfile.mkdtemp(prefix="leasegate-metrics-")
@@ -169,9 +108,6 @@ def _prepare_metrics_dir() -> None:
 
 
 def _register_ca(settings: WebhookSettings, ca_pem: bytes) -> None:
-    from webhook.kube import KubeHttp
-    from webhook.registration import ensure_ca_bundle
-
     for attempt in range(30):
         try:
             ensure_ca_bundle(KubeHttp.from_settings(settings), settings.webhook_config_name, ca_pem)
@@ -184,9 +120,6 @@ def _register_ca(settings: WebhookSettings, ca_pem: bytes) -> None:
 def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
                      ca_pem: bytes | None) -> dict[str, Any]:
     """The gunicorn settings (also what the benchmark reuses)."""
-    from webhook.certs import ReloadingContext
-    from webhook.worker import deadline_worker
-
     reloader = ReloadingContext(cert_file, key_file)
 
     def when_ready(server: Any) -> None:
@@ -203,8 +136,6 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
         gc.freeze()
 
     def child_exit(server: Any, worker: Any) -> None:
-        from webhook.metrics import mark_worker_dead
-
         mark_worker_dead(worker.pid)
 
     return {
@@ -238,9 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logging.config.dictConfig(log_config(settings.log_level))
     _prepare_metrics_dir()
-
-    from webhook.certs import generate
-
     ca_pem: bytes | None = None
     cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
     if not cert_file:
@@ -250,8 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = gunicorn_options(settings, cert_file, key_file, ca_pem)
 
     def build_app() -> Any:
-        from webhook.app import create_app_from_settings
-
         return create_app_from_settings(settings)
 
     run_gunicorn(settings, options, build_app)
@@ -264,10 +190,6 @@ def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], build_ap
     The benchmark's allow-everything baseline runs through here too, so it is
     the same stack in every respect but the app.
     """
-    from gunicorn.app.base import BaseApplication
-
-    from webhook.allocator import retain_freed_memory
-
     # Before gunicorn forks: the workers inherit the malloc thresholds.
     if retain_freed_memory(settings.retain_freed_memory_mib * 1024 * 1024):
         log.info("malloc keeps up to %d MiB of freed memory per process", settings.retain_freed_memory_mib)
