@@ -16,7 +16,7 @@ The app receives the decision (:class:`Judge`: lookups, then the pure
 
 Example::
 
-    app = create_app(settings, ConsistentLeaseSource(kube, settings))
+    app = create_app(settings, ConsistentLeaseSource(kube, settings.lookups))
     app.test_client().post("/validate", data=review_bytes, content_type="application/json")
 """
 
@@ -169,7 +169,7 @@ def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
 def create_app_from_settings(settings: WebhookSettings) -> Flask:
     """Wire the real lease source, Event recorder and namespace modes (what gunicorn loads)."""
     kube = KubeHttp.from_settings(settings)
-    leases = make_lease_source(settings, kube, on_staleness=metrics.CACHE_STALENESS.set,
+    leases = make_lease_source(settings.lookups, kube, on_staleness=metrics.CACHE_STALENESS.set,
                                on_fallback=metrics.CACHE_FALLBACKS.inc)
     events = None
     if settings.events:

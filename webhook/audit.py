@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lockcore.audit import BlockedWrite, event_body, event_time
+from lockcore.kube import events_path
 from lockcore.lease import utcnow
 from webhook.decision import Verdict
-from webhook.kube import KubeError, KubeHttp, events_path
+from webhook.kube import KubeError, KubeHttp
 from webhook.review import AdmissionRequest
 
 audit_log = logging.getLogger("leasegate.audit")

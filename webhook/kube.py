@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client
@@ -85,11 +85,7 @@ class KubeHttp:
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        try:
-            resp = self._pool.request(method, url, headers=headers, body=payload, timeout=timeout,
-                                      retries=False)
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+        resp = self._send(method, path, url, headers=headers, body=payload, timeout=timeout)
         try:
             return resp.status, json.loads(resp.data) if resp.data else None
         except ValueError as exc:
@@ -97,41 +93,26 @@ class KubeHttp:
 
     def status(self, path: str, *, timeout: float) -> int:
         """GET ``path`` and return only the HTTP status (probes such as ``/readyz``)."""
-        try:
-            resp = self._pool.request("GET", self._host + path, headers=self._headers(), timeout=timeout,
-                                      retries=False)
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
-        return int(resp.status)
+        return int(self._send("GET", path, self._host + path, headers=self._headers(), timeout=timeout).status)
 
     def stream(self, path: str, *, query: dict[str, str], connect_timeout: float,
                read_timeout: float) -> urllib3.BaseHTTPResponse:
         """Open a streaming GET (a watch); the caller reads lines and releases it."""
         url = self._host + path + "?" + urlencode(query)
-        try:
-            resp = self._pool.request(
-                "GET", url, headers=self._headers(), preload_content=False, retries=False,
-                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+        resp = self._send("GET", path, url, headers=self._headers(), preload_content=False,
+                          timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
         if resp.status != 200:
             body = resp.data[:300].decode(errors="replace")
             resp.release_conn()
             raise KubeError(path, resp.status, body)
         return resp
 
+    def _send(self, method: str, path: str, url: str, **request: Any) -> urllib3.BaseHTTPResponse:
+        """One request on the pool, never retried; no answer at all is a KubeError."""
+        try:
+            return self._pool.request(method, url, retries=False, **request)
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]
-
-
-def lease_path(namespace: str, name: str) -> str:
-    return f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases/{quote(name)}"
-
-
-def events_path(namespace: str, name: str = "") -> str:
-    return f"/api/v1/namespaces/{quote(namespace)}/events" + (f"/{quote(name)}" if name else "")
-
-
-def namespace_path(name: str) -> str:
-    return f"/api/v1/namespaces/{quote(name)}"

@@ -21,7 +21,7 @@ cannot decide.
 
 Example::
 
-    source = CachedLeaseSource(KubeHttp.from_settings(s), s)
+    source = CachedLeaseSource(KubeHttp.from_settings(s), s.lookups)
     source.lookup(LeaseRef("shop", "lg.configmap.cfg"))   # ABSENT, LeaseState or LookupFailed
 """
 
@@ -36,12 +36,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lockcore.kube import ALL_LEASES_PATH
+from lockcore.kube import ALL_LEASES_PATH, lease_path
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
 from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed
-from webhook.kube import KubeError, KubeHttp, lease_path
-from webhook.settings import LeaseLookup, WebhookSettings
+from webhook.kube import KubeError, KubeHttp
+from webhook.settings import LeaseLookup, Lookups
 
 log = logging.getLogger("leasegate.leases")
 
@@ -67,9 +67,9 @@ class LeaseSource(Protocol):
 class ConsistentLeaseSource:
     """One live GET per lookup, bounded by ``lookup_timeout_seconds``."""
 
-    def __init__(self, kube: KubeHttp, settings: WebhookSettings) -> None:
+    def __init__(self, kube: KubeHttp, lookups: Lookups) -> None:
         self._kube = kube
-        self._timeout = settings.lookup_timeout_seconds
+        self._timeout = lookups.lookup_timeout_seconds
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         try:
@@ -102,18 +102,18 @@ class CachedLeaseSource:
     def __init__(
         self,
         kube: KubeHttp,
-        settings: WebhookSettings,
+        lookups: Lookups,
         *,
         on_staleness: Callable[[float], None] | None = None,
         on_fallback: Callable[[], None] | None = None,
     ) -> None:
         self._kube = kube
-        self._live = ConsistentLeaseSource(kube, settings)
-        self._max_staleness = settings.cache_max_staleness_seconds
+        self._live = ConsistentLeaseSource(kube, lookups)
+        self._max_staleness = lookups.cache_max_staleness_seconds
         # The server ends each watch after this long; the re-open proves freshness.
-        self._watch_seconds = max(1, int(settings.cache_max_staleness_seconds * 0.6))
-        self._connect_timeout = settings.lookup_timeout_seconds
-        self._selector = settings.lock.lock_profile.txn_label  # existence selector
+        self._watch_seconds = max(1, int(lookups.cache_max_staleness_seconds * 0.6))
+        self._connect_timeout = lookups.lookup_timeout_seconds
+        self._selector = lookups.txn_label  # existence selector
         self._on_staleness = on_staleness
         self._on_fallback = on_fallback
         self._leases: dict[tuple[str, str], LeaseState] = {}
@@ -256,8 +256,8 @@ class _Expired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): relist."""
 
 
-def make_lease_source(settings: WebhookSettings, kube: KubeHttp, **hooks: Any) -> LeaseSource:
-    """The source ``settings.lease_lookup`` asks for."""
-    if settings.lease_lookup is LeaseLookup.CACHED:
-        return CachedLeaseSource(kube, settings, **hooks)
-    return ConsistentLeaseSource(kube, settings)
+def make_lease_source(lookups: Lookups, kube: KubeHttp, **hooks: Any) -> LeaseSource:
+    """The source ``lookups.lease_lookup`` asks for."""
+    if lookups.lease_lookup is LeaseLookup.CACHED:
+        return CachedLeaseSource(kube, lookups, **hooks)
+    return ConsistentLeaseSource(kube, lookups)

@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 
-from webhook.kube import KubeError, KubeHttp, namespace_path
+from lockcore.kube import namespace_path
+from webhook.kube import KubeError, KubeHttp
 from webhook.settings import EnforcementMode
 
 log = logging.getLogger("leasegate.namespaces")

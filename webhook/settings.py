@@ -93,6 +93,19 @@ class DecisionPolicy:
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """What the Lease sources need (webhook/leases.py); see :class:`WebhookSettings`.
+
+    ``txn_label`` is the label lock Leases carry (the cache watches those).
+    """
+
+    lease_lookup: LeaseLookup = LeaseLookup.CACHED
+    cache_max_staleness_seconds: float = 5.0
+    lookup_timeout_seconds: float = 2.0
+    txn_label: str = "leasegate.io/transaction"
+
+
+@dataclass(frozen=True)
 class Enforcement:
     """What :func:`webhook.decision.enforce` needs: what a refusal means."""
 
@@ -214,6 +227,13 @@ class WebhookSettings:
         return DecisionPolicy(lock=self.lock, exempt_users=self.exempt_users, exempt_groups=self.exempt_groups,
                               exempt_namespaces=self.exempt_namespaces, lock_admin_groups=self.lock_admin_groups,
                               janus_field_manager=self.janus_field_manager)
+
+    @cached_property
+    def lookups(self) -> Lookups:
+        """The part the Lease sources read."""
+        return Lookups(lease_lookup=self.lease_lookup, cache_max_staleness_seconds=self.cache_max_staleness_seconds,
+                       lookup_timeout_seconds=self.lookup_timeout_seconds,
+                       txn_label=self.lock.lock_profile.txn_label)
 
     @cached_property
     def enforcement(self) -> Enforcement:
