@@ -112,19 +112,8 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
     @app.post("/validate")
     def validate() -> Response:
         started = time.perf_counter()
-        length = request.content_length
-        if length is not None and length > max_body:
-            # Refuse without keeping the body. A moderately oversized one is read
-            # and discarded so the client gets the 413 instead of a reset
-            # connection; beyond the drain cap the connection is just closed.
-            if length <= _DRAIN_FACTOR * max_body:
-                while request.stream.read(1 << 16):
-                    pass
-            return _bad(ReviewError(413, f"request body of {length} bytes exceeds the limit of {max_body}"))
-        body = request.stream.read(max_body + 1)
-        metrics.REQUEST_BYTES.observe(len(body))
         try:
-            req = parse_review(body, request.content_type, max_body_bytes=max_body)
+            req = parse_review(_read_body(max_body), request.content_type, max_body_bytes=max_body)
         except ReviewError as exc:
             return _bad(exc)
         verdict = _judge_safely(judge, req)
@@ -148,6 +137,22 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
         return app.response_class(json.dumps({"error": str(exc)}), code, mimetype=_JSON)
 
     return app
+
+
+def _read_body(max_body: int) -> bytes:
+    """The request body, or ReviewError(413) without keeping a body over ``max_body``."""
+    length = request.content_length
+    if length is not None and length > max_body:
+        # A moderately oversized body is read and discarded so the client gets
+        # the 413 instead of a reset connection; beyond the drain cap the
+        # connection is just closed.
+        if length <= _DRAIN_FACTOR * max_body:
+            while request.stream.read(1 << 16):
+                pass
+        raise ReviewError(413, f"request body of {length} bytes exceeds the limit of {max_body}")
+    body: bytes = request.stream.read(max_body + 1)
+    metrics.REQUEST_BYTES.observe(len(body))
+    return body
 
 
 def _bad(exc: ReviewError) -> Response:
