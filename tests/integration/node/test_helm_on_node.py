@@ -169,6 +169,9 @@ def test_helm_install_runs_both_replicas_on_the_node(release: Release) -> None:
         assert status.image == WEBHOOK_IMAGE and status.ready and status.restart_count == 0
         assert pod.spec.containers[0].image_pull_policy == "Never"
     assert release.install_seconds < 120
+    # kubectl logs: the API server reaches the kubelet (InternalIP, client certificate, webhook authz).
+    logs = release.kubectl("logs", "-n", NS, pods[0].metadata.name).stdout
+    assert logs.strip() and all(line.startswith("{") for line in logs.splitlines()), logs[:500]
 
 
 def test_pods_and_node_have_no_way_out(release: Release) -> None:
