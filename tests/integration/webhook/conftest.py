@@ -4,8 +4,12 @@ The helpers live in tools/localwebhook.py (shared with the benchmark and the
 demo) and are re-exported here for the tests:
 
 * ``webhook_factory(key, **settings)`` starts (once per key) a webhook process;
-* ``deny_webhook`` is the default webhook under test, registered;
-* ``guarded`` is a fresh namespace judged by it, where alice and bob may edit.
+* ``deny_webhook`` is the deterministic webhook under test (consistent
+  lookups), registered; ``guarded`` is a fresh namespace judged by it, where
+  alice and bob may edit;
+* ``shipped_webhook`` is the webhook as shipped (default settings: cached
+  lookups), registered; ``locked_ns`` is a fresh namespace judged by it where
+  alice and bob may edit and take locks.
 """
 
 from __future__ import annotations
@@ -66,4 +70,21 @@ def guarded(namespace: str, api_client: ApiClientFactory, deny_webhook: RunningW
     admin = api_client("admin")
     grant_edit(admin, namespace)
     guard(admin, namespace, deny_webhook.key)
+    return namespace
+
+
+@pytest.fixture(scope="session")
+def shipped_webhook(webhook_factory: WebhookFactory, api_client: ApiClientFactory) -> RunningWebhook:
+    """The webhook as shipped: default settings (cached lookups), the chart's registration."""
+    running = webhook_factory("shipped")
+    register_webhook(api_client("admin"), running)
+    return running
+
+
+@pytest.fixture
+def locked_ns(namespace: str, api_client: ApiClientFactory, shipped_webhook: RunningWebhook) -> str:
+    """A fresh namespace judged by ``shipped_webhook``, where alice and bob may edit and lock."""
+    admin = api_client("admin")
+    grant_edit(admin, namespace, locks=True)
+    guard(admin, namespace, shipped_webhook.key)
     return namespace

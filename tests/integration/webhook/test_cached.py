@@ -22,7 +22,6 @@ from tests.integration.webhook.conftest import (
     grant_edit,
     guard,
     lock,
-    register_webhook,
     unlock,
     wait_for,
 )
@@ -31,10 +30,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cached_webhook(webhook_factory: WebhookFactory, api_client: ApiClientFactory) -> RunningWebhook:
-    running = webhook_factory("cached", lease_lookup="cached", cache_max_staleness_seconds=5)
-    register_webhook(api_client("admin"), running)
-    return running
+def cached_webhook(shipped_webhook: RunningWebhook) -> RunningWebhook:
+    """Cached lookups with the default 5 s staleness bound: the webhook as shipped."""
+    return shipped_webhook
 
 
 def _denied(api: client.ApiClient, namespace: str) -> bool:

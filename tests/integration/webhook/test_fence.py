@@ -11,7 +11,9 @@ down.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -24,33 +26,44 @@ from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import WebhookFactory
 from tests.support.writer import Writer, second_user
 from tools.localcluster import LocalCluster
-from tools.localwebhook import RunningWebhook, as_body, grant_edit, guard, register_webhook
+from tools.localwebhook import as_body, grant_edit, guard, register_webhook
 
 pytestmark = pytest.mark.integration
 ROUNDS = 1000
 TXN_ANNOTATION = "leasegate.io/transaction"
 
 
-@pytest.fixture(scope="module")
-def default_webhook(webhook_factory: WebhookFactory, api_client: ApiClientFactory) -> RunningWebhook:
-    """The webhook as shipped: default settings (cached lookups), the chart's registration."""
-    running = webhook_factory("default")
-    register_webhook(api_client("admin"), running)
-    return running
-
-
 @pytest.fixture
-def fenced(namespace: str, api_client: ApiClientFactory, default_webhook: RunningWebhook) -> str:
-    admin = api_client("admin")
-    grant_edit(admin, namespace, locks=True)
-    guard(admin, namespace, default_webhook.key)
-    return namespace
+def fenced(locked_ns: str) -> str:
+    return locked_ns
 
 
 @pytest.fixture
 def bob(cluster: LocalCluster, fenced: str) -> Iterator[Writer]:
     with second_user(cluster.kubeconfig_for("bob"), fenced) as writer:
         yield writer
+
+
+def race(rounds: int, locked: Callable[[int], AbstractContextManager[Any]], write: Callable[[], list[int]],
+         ) -> tuple[int, int]:
+    """``rounds`` x (hold the lock: the second user's writes; let go: the writes again).
+
+    Returns (writes that slipped through the lock, writes refused once it was let go).
+    """
+    slipped = refused_after_release = 0
+    for i in range(rounds):
+        with locked(i):
+            slipped += sum(status != 403 for status in write())
+        refused_after_release += sum(status != 200 for status in write())
+    return slipped, refused_after_release
+
+
+@contextmanager
+def acquired(manager: LeaseManager, key: ResourceKey, txn: str) -> Iterator[None]:
+    """acquire ... release, the calls under test (not hold(), which has its own test)."""
+    ref = manager.acquire(key, txn, 60)
+    yield
+    manager.release(ref, txn)
 
 
 def cm(namespace: str, name: str) -> ResourceKey:
@@ -67,13 +80,8 @@ def test_a_write_fired_the_instant_acquire_returns_never_gets_through(
         fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
     make_cms(api_client("admin"), fenced, "cfg")
     alice = LeaseManager(api_client("alice"))
-    slipped, refused_after_release = 0, 0
-    for i in range(ROUNDS):
-        ref = alice.acquire(cm(fenced, "cfg"), f"t{i}", 60)
-        slipped += bob.write("patch", "cfg") != 403
-        alice.release(ref, f"t{i}")
-        refused_after_release += bob.write("patch", "cfg") != 200
-    assert (slipped, refused_after_release) == (0, 0)
+    outcome = race(ROUNDS, lambda i: acquired(alice, cm(fenced, "cfg"), f"t{i}"), lambda: [bob.write("patch", "cfg")])
+    assert outcome == (0, 0)
 
 
 def test_hold_fences_every_key_from_the_first_instant(
@@ -81,25 +89,21 @@ def test_hold_fences_every_key_from_the_first_instant(
     make_cms(api_client("admin"), fenced, "a", "b")
     alice = LeaseManager(api_client("alice"))
     keys = [cm(fenced, "a"), cm(fenced, "b")]
-    slipped, refused_after_release = 0, 0
-    for i in range(ROUNDS // 2):
-        with hold(alice, keys, f"t{i}", ttl=60):
-            slipped += sum(bob.write("patch", name) != 403 for name in ("a", "b"))
-        refused_after_release += sum(bob.write("patch", name) != 200 for name in ("a", "b"))
-    assert (slipped, refused_after_release) == (0, 0)
+    outcome = race(ROUNDS // 2, lambda i: hold(alice, keys, f"t{i}", ttl=60),
+                   lambda: [bob.write("patch", name) for name in ("a", "b")])
+    assert outcome == (0, 0)
 
 
 def test_a_lock_on_an_object_that_does_not_exist_yet_holds_for_its_create(
         fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
     alice = LeaseManager(api_client("alice"))
-    slipped, refused_after_release = 0, 0
-    for i in range(ROUNDS):
-        ref = alice.acquire(cm(fenced, "new"), f"t{i}", 60)
-        slipped += bob.write("create", "new") != 403
-        alice.release(ref, f"t{i}")
-        refused_after_release += bob.write("create", "new") != 200
-        assert bob.write("delete", "new") == 200
-    assert (slipped, refused_after_release) == (0, 0)
+
+    def create() -> list[int]:
+        status = bob.write("create", "new")
+        return [status, bob.write("delete", "new")] if status == 200 else [status]
+
+    outcome = race(ROUNDS, lambda i: acquired(alice, cm(fenced, "new"), f"t{i}"), create)
+    assert outcome == (0, 0)
 
 
 def test_unmarked_objects_never_reach_the_webhook_and_survive_its_outage(

@@ -21,7 +21,6 @@ from lockcore.kube import LOCKED_LABEL
 from lockcore.manager import LeaseManager
 from lockcore.naming import LeaseRef, ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import WebhookFactory
 from tools.localcluster import LocalCluster, running
 from tools.localwebhook import (
     RunningWebhook,
@@ -35,22 +34,6 @@ from tools.localwebhook import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def shipped(webhook_factory: WebhookFactory, api_client: ApiClientFactory) -> RunningWebhook:
-    """The webhook as shipped: default settings (cached lookups), the chart's registration."""
-    running = webhook_factory("shipped")
-    register_webhook(api_client("admin"), running)
-    return running
-
-
-@pytest.fixture
-def locked_ns(namespace: str, api_client: ApiClientFactory, shipped: RunningWebhook) -> str:
-    admin = api_client("admin")
-    grant_edit(admin, namespace, locks=True)
-    guard(admin, namespace, shipped.key)
-    return namespace
 
 
 def deployment(namespace: str, name: str = "web") -> dict[str, Any]:
@@ -90,11 +73,11 @@ def test_status_writes_that_change_metadata_are_judged(
 
 
 def test_a_locked_namespace_cannot_be_relabelled_through_its_status(
-        api_client: ApiClientFactory, kubectl: KubectlRunner, shipped: RunningWebhook) -> None:
+        api_client: ApiClientFactory, kubectl: KubectlRunner, shipped_webhook: RunningWebhook) -> None:
     admin = api_client("admin")
     name = f"locked-ns-{int(time.time() * 1000) % 10**8}"
     client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": name, "labels": {
-        "leasegate.test/webhook-object": shipped.key}}}), _preload_content=False)
+        "leasegate.test/webhook-object": shipped_webhook.key}}}), _preload_content=False)
     ensure_namespace(admin, "leasegate-system")  # the lock namespace of cluster-scoped objects
     try:
         LeaseManager(api_client("admin")).acquire(ResourceKey("", "Namespace", "", name), "t1", 600)
@@ -132,16 +115,16 @@ def test_a_live_lock_lease_is_changed_only_by_its_holder_or_an_admin(
 
 
 def test_the_holder_scales_and_others_are_refused_once_and_fast(
-        locked_ns: str, api_client: ApiClientFactory, kubectl: KubectlRunner, shipped: RunningWebhook) -> None:
+        locked_ns: str, api_client: ApiClientFactory, kubectl: KubectlRunner, shipped_webhook: RunningWebhook) -> None:
     locked_deployment(api_client, locked_ns)
-    before = denials(shipped)
+    before = denials(shipped_webhook)
     started = time.monotonic()
     out = kubectl("scale", "deployment/web", "-n", locked_ns, "--replicas=3", user="bob", check=False, timeout=20)
     elapsed = time.monotonic() - started
     assert out.returncode != 0 and out.stderr.count("locked by transaction 't1'") == 1, out.stderr
     assert "only user 'alice' who acquired the lock may scale it" in out.stderr
     assert elapsed < 5, f"kubectl scale took {elapsed:.2f} s: a refusal must not be retried (it spun 25 s on 409)"
-    assert denials(shipped) - before == 1, "the refusal was retried"
+    assert denials(shipped_webhook) - before == 1, "the refusal was retried"
     kubectl("scale", "deployment/web", "-n", locked_ns, "--replicas=3", user="alice")
     assert client.AppsV1Api(api_client("admin")).read_namespaced_deployment("web", locked_ns).spec.replicas == 3
 
@@ -156,7 +139,7 @@ def locked_cm(locked_ns: str, api_client: ApiClientFactory) -> Iterator[str]:
 
 @pytest.mark.parametrize("command", ["apply", "edit", "annotate"])
 def test_kubectl_shows_a_refusal_once_without_retrying(
-        command: str, locked_cm: str, kubectl: KubectlRunner, shipped: RunningWebhook, tmp_path: Any) -> None:
+        command: str, locked_cm: str, kubectl: KubectlRunner, shipped_webhook: RunningWebhook, tmp_path: Any) -> None:
     manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": locked_cm},
                 "data": {"k": "v2"}}
     editor = tmp_path / "editor.sh"
@@ -164,14 +147,14 @@ def test_kubectl_shows_a_refusal_once_without_retrying(
     editor.chmod(0o755)
     args = {"apply": ["apply", "-f", "-"], "edit": ["edit", "configmap", "cfg", "-n", locked_cm],
             "annotate": ["annotate", "configmap", "cfg", "-n", locked_cm, "x=1"]}[command]
-    before = denials(shipped)
+    before = denials(shipped_webhook)
     started = time.monotonic()
     out = kubectl(*args, user="bob", check=False, input=json.dumps(manifest),
                   env={"KUBE_EDITOR": str(editor)}, timeout=20)
     elapsed = time.monotonic() - started
     assert out.returncode != 0 and "locked by transaction 't1'" in out.stderr, out.stderr
     assert elapsed < 5, f"kubectl {command} took {elapsed:.2f} s"
-    assert denials(shipped) - before == 1, "the refusal was retried"
+    assert denials(shipped_webhook) - before == 1, "the refusal was retried"
 
 
 def test_a_retry_on_conflict_loop_stops_at_the_first_refusal(locked_cm: str, api_client: ApiClientFactory) -> None:
