@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,13 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = [c for c in args.cmd if c != "--"]
     if not cmd:
         parser.error("run needs a command")
+    # SIGTERM (a CI timeout, `kill`) must tear the node down too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="leasegate-node-"))
     node = LocalNode(workdir=workdir)
     try:
         node.start()
         print(f"node ready: {json.dumps(node.timings)}", flush=True)
         env = dict(os.environ, KUBECONFIG=str(node.cluster.kubeconfig), PATH=f"{BIN_DIR}:{os.environ['PATH']}")
-        return subprocess.call(cmd, env=env)
+        child = subprocess.Popen(cmd, env=env)
+        try:
+            return child.wait()
+        finally:
+            if child.poll() is None:  # we were signalled: the command goes down with the node
+                child.terminate()
+                child.wait(timeout=30)
     finally:
         print(f"node stopped: {json.dumps(node.stop())}", flush=True)
         left = leftovers(node)
