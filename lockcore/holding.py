@@ -36,7 +36,7 @@ from typing import Protocol
 
 from lockcore.errors import LeaseOpError, LockError
 from lockcore.lease import lease_seconds
-from lockcore.manager import Manager, Timeout
+from lockcore.manager import Manager, MemberSpecs, Timeout
 from lockcore.naming import LeaseRef, ResourceKey, validate_txn
 
 
@@ -66,6 +66,10 @@ class HeldLocks:
         >>> with hold(manager, [key], "t42", ttl=30, wait=10) as held:  # doctest: +SKIP
         ...     held.lost.is_set()
         False
+        >>> with hold(manager, [key], "t42", ttl=30, members=["user:bob"]):  # doctest: +SKIP
+        ...     ...                   # only alice (who acquires) and bob may write key
+
+    ``members`` makes the locks identity-bound (see :func:`acquire_all`).
 
     Attributes:
         refs: the Lease references, in acquisition (sorted) order.
@@ -85,6 +89,7 @@ class HeldLocks:
         wait: float | None = None,
         raise_on_loss: bool = True,
         fence: bool = True,
+        members: MemberSpecs | None = None,
     ) -> None:
         self._manager = manager
         self.txn = validate_txn(txn)
@@ -100,6 +105,7 @@ class HeldLocks:
         self.refs: tuple[LeaseRef, ...] = tuple(sorted(self._keys))
         self._wait = wait
         self._fence = fence
+        self._members = members
         self._on_lost = on_lost
         self._raise_on_loss = raise_on_loss
         self.lost = threading.Event()
@@ -112,7 +118,7 @@ class HeldLocks:
 
     def __enter__(self) -> HeldLocks:
         _acquire_in_order(self._manager, self._keys, self.txn, self.ttl, wait=self._wait, fence=self._fence,
-                          on_acquired=self._renewed_at.__setitem__)
+                          members=self._members, on_acquired=self._renewed_at.__setitem__)
         self._threads = [
             threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
             for role, loop in (("renew", self._renew_loop), ("watch", self._watch_loop))
@@ -218,6 +224,7 @@ def acquire_all(
     wait: float | None = None,
     on_acquired: Callable[[LeaseRef, float], None] | None = None,
     fence: bool = True,
+    members: MemberSpecs | None = None,
 ) -> list[LeaseRef]:
     """Lock every key for ``txn``, all or nothing, in sorted Lease order.
 
@@ -225,12 +232,14 @@ def acquire_all(
     order, so neither can sit on one lock while waiting for the other's. If
     any acquire fails, the locks already taken are released before the error
     propagates. ``on_acquired(ref, started)`` gets the monotonic time each
-    acquire was *sent*, from which its lease counts.
+    acquire was *sent*, from which its lease counts. ``members`` makes every
+    lock identity-bound (:meth:`lockcore.manager.LeaseManager.acquire`).
 
     >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
+    >>> refs = acquire_all(manager, [web], "t42", ttl=600, members=["group:sre"])  # doctest: +SKIP
     """
     return _acquire_in_order(manager, _keys_by_lease(manager, keys), txn, ttl, wait=wait, fence=fence,
-                             on_acquired=on_acquired)
+                             members=members, on_acquired=on_acquired)
 
 
 def _acquire_in_order(
@@ -241,6 +250,7 @@ def _acquire_in_order(
     *,
     wait: float | None,
     fence: bool,
+    members: MemberSpecs | None,
     on_acquired: Callable[[LeaseRef, float], None] | None,
 ) -> list[LeaseRef]:
     """:func:`acquire_all` for keys already mapped to their Leases."""
@@ -248,7 +258,7 @@ def _acquire_in_order(
     try:
         for ref in sorted(by_ref):
             started = time.monotonic()
-            manager.acquire(by_ref[ref], txn, ttl, wait=wait, fence=fence)
+            manager.acquire(by_ref[ref], txn, ttl, wait=wait, fence=fence, members=members)
             taken.append(ref)
             if on_acquired is not None:
                 on_acquired(ref, started)

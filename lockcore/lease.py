@@ -37,6 +37,7 @@ from lockcore.kube import (
     RESOURCE_ANNOTATION,
     format_micro_time,
 )
+from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
 from lockcore.naming import ResourceKey, validate_txn
 from lockcore.profiles import LockProfile, Profile
 
@@ -90,8 +91,11 @@ class LeaseState:
     """What a lock Lease says, read back from the API server.
 
     ``holder`` is ``holderIdentity`` (the transaction); ``principal`` is the
-    Kubernetes user who acquired it, when recorded. Slotted: the webhook's
-    cache keeps one per lock Lease, 100k of them in the benchmark.
+    Kubernetes user who acquired it, when recorded. ``members`` is None for
+    a lock that is not identity-bound, else its :class:`~lockcore.members.Members`
+    (:meth:`Members.unreadable` when the annotation cannot be parsed: it
+    admits nobody). Slotted: the webhook's cache keeps one per lock Lease,
+    100k of them in the benchmark (identical members share one object).
     """
 
     holder: str
@@ -104,6 +108,7 @@ class LeaseState:
     name: str = ""
     resource: ResourceKey | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    members: Members | None = None
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], *, details: bool = True) -> LeaseState:
@@ -135,7 +140,13 @@ class LeaseState:
             name=str(meta.get("name") or ""),
             resource=resource,
             labels=dict(meta.get("labels") or {}) if details else {},
+            members=_members(annotations.get(MEMBERS_ANNOTATION)),
         )
+
+    @property
+    def identity_bound(self) -> bool:
+        """Whether only members may write the locked object (the Lease records members)."""
+        return self.members is not None
 
     def expires_at(self) -> datetime | None:
         """Nominal expiry, ``renewTime + leaseDurationSeconds``; None if unset."""
@@ -164,6 +175,16 @@ class LeaseState:
         return self.holder == txn
 
 
+def _members(encoded: Any) -> Members | None:
+    """The members an annotation value records; unreadable ones fail closed, never raise."""
+    if encoded is None:
+        return None
+    try:
+        return Members.decode(encoded)
+    except MembersError:
+        return Members.unreadable()
+
+
 def lease_body(
     *,
     namespace: str,
@@ -176,14 +197,21 @@ def lease_body(
     profile: Profile,
     acquire_time: datetime | None = None,
     resource_version: str = "",
+    members: Members | None = None,
 ) -> dict[str, Any]:
-    """The full Lease object for a lock, as JSON (create and takeover send this)."""
+    """The full Lease object for a lock, as JSON (create and takeover send this).
+
+    ``members`` (an identity-bound lock) go into :data:`~lockcore.members.MEMBERS_ANNOTATION`.
+    """
     validate_txn(txn)
+    annotations = {RESOURCE_ANNOTATION: key.encode(), PRINCIPAL_ANNOTATION: principal}
+    if members is not None:
+        annotations[MEMBERS_ANNOTATION] = members.encode()
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
         "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, txn_label(profile): txn},
-        "annotations": {RESOURCE_ANNOTATION: key.encode(), PRINCIPAL_ANNOTATION: principal},
+        "annotations": annotations,
     }
     if resource_version:
         metadata["resourceVersion"] = resource_version

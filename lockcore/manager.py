@@ -52,8 +52,9 @@ from lockcore.errors import (
 )
 from lockcore.fence import Fence, FenceError
 from lockcore.identity import who_am_i
-from lockcore.kube import format_micro_time
+from lockcore.kube import escape_json_pointer, format_micro_time
 from lockcore.lease import LeaseState, lease_body, lease_seconds, utcnow
+from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
 from lockcore.naming import (
     InvalidKeyError,
     LeaseRef,
@@ -66,6 +67,9 @@ from lockcore.settings import LockSettings
 
 Clock = Callable[[], datetime]
 Timeout = float | timedelta
+# Who belongs to an identity-bound lock: a Members value or specs ("user:alice",
+# "group:sre", "sa:shop:deployer"); an empty list means the acquiring user alone.
+MemberSpecs = Members | Iterable[str]
 
 # Rounds of read-and-retry when other clients keep changing a lease under us.
 # Each round means someone else made progress, so this bounds only our retries.
@@ -79,7 +83,7 @@ class Manager(Protocol):
 
     def acquire(
         self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None,
-        fence: bool = True,
+        fence: bool = True, members: MemberSpecs | None = None,
     ) -> LeaseRef: ...
 
     def release(self, lease: LeaseRef, txn: str) -> None: ...
@@ -204,7 +208,7 @@ class LeaseManager:
 
     def acquire(
         self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None,
-        fence: bool = True,
+        fence: bool = True, members: MemberSpecs | None = None,
     ) -> LeaseRef:
         """Lock ``key`` for transaction ``txn`` for ``timeout`` (seconds or timedelta).
 
@@ -221,15 +225,24 @@ class LeaseManager:
         half-locked. An object that does not exist yet needs no stamp (the
         webhook judges every create).
 
+        ``members`` makes the lock identity-bound (docs/threat-model.md): the
+        webhook then admits writes of the object only from these users, groups
+        and service accounts, the acquiring user always among them. They are
+        validated before any API call (:class:`~lockcore.members.MembersError`).
+        Re-acquiring one's own live lock without ``members`` keeps its members.
+
         >>> ref = manager.acquire(key, "t42", 30, wait=10)  # doctest: +SKIP
+        >>> ref = manager.acquire(key, "t42", 30, members=["group:sre"])  # doctest: +SKIP
         """
         validate_txn(txn)
         seconds = lease_seconds(timeout)
         ref = self.ref_for(key)
         if wait is not None and wait < 0:
             raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
-        self.principal(ref)
-        self._acquire_waiting(key, ref, txn, seconds, wait)
+        bound = self._members(members)
+        principal = self.principal(ref)
+        bound = bound.with_user(principal) if bound is not None else None
+        self._acquire_waiting(key, ref, _Ask(txn, seconds, bound), wait)
         if fence and self._fences:
             try:
                 self._fence.stamp(key, txn)
@@ -238,15 +251,21 @@ class LeaseManager:
                 raise
         return ref
 
-    def _acquire_waiting(self, key: ResourceKey, ref: LeaseRef, txn: str, seconds: int,
-                         wait: float | None) -> LeaseRef:
+    def _members(self, members: MemberSpecs | None) -> Members | None:
+        if members is None:
+            return None
+        if not self.settings.lock_profile.records_principal:
+            raise MembersError(str(members), f"the {self.settings.profile.value} profile's Leases have no members")
+        return members if isinstance(members, Members) else Members.of(members)
+
+    def _acquire_waiting(self, key: ResourceKey, ref: LeaseRef, ask: _Ask, wait: float | None) -> LeaseRef:
         if wait is None:
-            return self._acquire_once(key, ref, txn, seconds)
+            return self._acquire_once(key, ref, ask)
         deadline = time.monotonic() + wait
         delay = _BACKOFF_START
         while True:
             try:
-                return self._acquire_once(key, ref, txn, seconds)
+                return self._acquire_once(key, ref, ask)
             except AlreadyLockedError:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -290,6 +309,54 @@ class LeaseManager:
             if self._patch_renew(lease, txn, seconds, current.renew_time_raw).ok:
                 return
         raise LeaseOpError("renewing", lease.name, _Contended(lease), namespace=lease.namespace)
+
+    def change_members(self, lease: LeaseRef, txn: str, *, add: MemberSpecs = (),
+                       remove: MemberSpecs = ()) -> Members:
+        """Add and remove members of the lock ``txn`` holds on ``lease``; returns the members now.
+
+        Conditional: one JSON patch that tests the holder and the
+        ``resourceVersion`` read (re-read and retried if someone wrote in
+        between). A lock without members becomes identity-bound (its principal
+        and those added). The principal, and the last member, cannot be
+        removed. While the lock is live the webhook lets only a member (or a
+        lock admin) do this. Raises like :meth:`renew` when ``txn`` does not
+        hold the lock, :class:`~lockcore.members.MembersError` for bad specs.
+
+        >>> manager.change_members(ref, "t42", add=["user:bob"]).specs()  # doctest: +SKIP
+        ('user:alice', 'user:bob')
+        """
+        validate_txn(txn)
+        _check_ref(lease)
+        adding, removing = self._members(add) or Members(), self._members(remove) or Members()
+        for _ in range(_MAX_ROUNDS):
+            state = self._held(lease, txn)
+            changed = _changed_members(state, adding, removing)
+            ops: list[dict[str, Any]] = [
+                {"op": "test", "path": "/spec/holderIdentity", "value": txn},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": state.resource_version},
+                {"op": "add", "path": f"/metadata/annotations/{escape_json_pointer(MEMBERS_ANNOTATION)}",
+                 "value": changed.encode()},
+            ]
+            reply = self._call("renewing", lease, lambda: self._leases.patch_namespaced_lease(
+                lease.name, lease.namespace, ops, _content_type="application/json-patch+json", **self._wire),
+                expect=(404, 409, 422))
+            if reply.ok:
+                self._remember(lease, reply.body)
+                return changed
+        raise LeaseOpError("renewing", lease.name, _Contended(lease), namespace=lease.namespace)
+
+    def _held(self, lease: LeaseRef, txn: str) -> LeaseState:
+        """The Lease's current state if ``txn`` holds it live (holder's view), else raise as renew does."""
+        current = self._read(lease, "getting")
+        if current is None:
+            raise LockExpiredError(lease.name, namespace=lease.namespace)
+        state = current.state
+        if not state.held_by(txn):
+            raise AlreadyLockedError(lease.name, state.holder, namespace=lease.namespace,
+                                     expires_in_seconds=self._blocked_for(state))
+        if not self._holder_live(state):
+            raise LockExpiredError(lease.name, namespace=lease.namespace)
+        return state
 
     def release(self, lease: LeaseRef, txn: str, *, unstamp: bool = True) -> None:
         """Delete the lock if ``txn`` holds it; a no-op if it is gone or someone else's.
@@ -392,11 +459,12 @@ class LeaseManager:
 
     # -- the steps ---------------------------------------------------------
 
-    def _acquire_once(self, key: ResourceKey, ref: LeaseRef, txn: str, seconds: int) -> LeaseRef:
+    def _acquire_once(self, key: ResourceKey, ref: LeaseRef, ask: _Ask) -> LeaseRef:
+        txn, seconds = ask.txn, ask.seconds
         current: _Seen | None = None
         for _ in range(_MAX_ROUNDS):
             if current is None:
-                body = _lease_model(self._body(key, ref, txn, seconds))
+                body = _lease_model(self._body(key, ref, txn, seconds, members=ask.members))
                 created = self._call(
                     "creating",
                     ref,
@@ -419,10 +487,13 @@ class LeaseManager:
                     ref.name, state.holder, namespace=ref.namespace,
                     expires_in_seconds=self._blocked_for(state),
                 )
-            # Our own live lock keeps its acquireTime; a takeover starts a new one.
-            keep_since = state.acquire_time if mine and self._holder_live(state) else None
+            # Our own live lock keeps its acquireTime (and, unless given, its members);
+            # a takeover starts a new one.
+            ours = mine and self._holder_live(state)
+            keep_since = state.acquire_time if ours else None
+            members = ask.members if ask.members is not None or not ours else state.members
             body = _lease_model(self._body(key, ref, txn, seconds, acquire_time=keep_since,
-                                           resource_version=state.resource_version))
+                                           resource_version=state.resource_version, members=members))
             replaced = self._call(
                 "renewing" if mine else "taking over",
                 ref,
@@ -522,6 +593,7 @@ class LeaseManager:
         *,
         acquire_time: datetime | None = None,
         resource_version: str = "",
+        members: Members | None = None,
     ) -> dict[str, Any]:
         return lease_body(
             namespace=ref.namespace,
@@ -534,6 +606,7 @@ class LeaseManager:
             profile=self.settings.profile,
             acquire_time=acquire_time,
             resource_version=resource_version,
+            members=members,
         )
 
     def _holder_live(self, state: LeaseState) -> bool:
@@ -561,11 +634,32 @@ class LeaseManager:
             self._seen.pop(lease, None)
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What one acquire asks for: the transaction, the lease in seconds, the members (None: not bound)."""
+
+    txn: str
+    seconds: int
+    members: Members | None
+
+
 class _Contended(Exception):
     """Other clients kept changing the lease for every retry we allowed."""
 
     def __init__(self, lease: LeaseRef) -> None:
         super().__init__(f"lease {lease} changed on every one of {_MAX_ROUNDS} attempts")
+
+
+def _changed_members(state: LeaseState, add: Members, remove: Members) -> Members:
+    """``state``'s members (its principal alone if it has none) with ``add`` and without ``remove``."""
+    base = state.members if state.members is not None else Members().with_user(state.principal)
+    if state.principal in remove.users:
+        raise MembersError(",".join(remove.specs()), f"the principal {state.principal!r} who acquired the "
+                           "lock stays a member (release the lock instead)")
+    changed = base.union(add).without(remove)
+    if not changed.readable:
+        raise MembersError(",".join(remove.specs()), "a lock keeps at least one member (release it instead)")
+    return changed
 
 
 def _lease_model(body: dict[str, Any]) -> Any:

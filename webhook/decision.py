@@ -20,8 +20,10 @@ Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md)
    that change nothing outside ``.status`` (:attr:`AdmissionRequest.status_only`)
    are allowed without a lookup.
 2. A write to a lock Lease is judged on the stored Lease itself
-   (:func:`_lease_write`): while it is live only its recorded principal or a
-   lock admin group may change or delete it.
+   (:func:`_lease_write`): while it is live only its recorded principal (for
+   an identity-bound lock: its members) or a lock admin group may change or
+   delete it; members written must be readable, and with ``require_members``
+   a new lock must have some.
 3. A create whose name is not known yet (``generateName``), an object no lock
    can name, and an update that only removes finalizers of an object being
    deleted are allowed (a deletion never hangs on a lock).
@@ -32,6 +34,8 @@ Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md)
 6. A live Lease held by transaction H: a create or update must keep the
    marker ``leasegate.io/locked=H`` on the object (profiles that fence), and
    the write must prove it belongs to H (:func:`_proof`); otherwise *blocked*.
+   An identity-bound lock (the Lease records members) first requires the
+   requester to be a member (:func:`_member_proof`).
 
 Example::
 
@@ -54,6 +58,7 @@ from datetime import datetime
 
 from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES
 from lockcore.lease import LeaseState
+from lockcore.members import MEMBERS_ANNOTATION, Members
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
 from webhook.review import AdmissionRequest
 from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, FailurePolicy
@@ -95,6 +100,14 @@ class Reason(str, enum.Enum):
     PRINCIPAL_CARRIED_OVER = "principal-carried-over"
     PRINCIPAL_SCALE = "principal-scale"
     PRINCIPAL_STAMP = "principal-stamp"
+    MEMBER_CARRIED_OVER = "member-carried-over"
+    MEMBER_DELETE = "member-delete"
+    MEMBER_SCALE = "member-scale"
+    LEASE_MEMBER = "lease-member"
+    NOT_A_MEMBER = "not-a-member"
+    LEASE_NOT_MEMBER = "lease-not-member"
+    MEMBERS_INVALID = "members-invalid"
+    MEMBERS_REQUIRED = "members-required"
     NOT_IN_TRANSACTION = "not-in-transaction"
     OTHER_TRANSACTION = "other-transaction"
     CARRIED_OVER = "carried-over-not-principal"
@@ -109,7 +122,8 @@ class Reason(str, enum.Enum):
 
 
 _BLOCKING = frozenset({Reason.NOT_IN_TRANSACTION, Reason.OTHER_TRANSACTION, Reason.CARRIED_OVER,
-                       Reason.MARKER_MISSING, Reason.LEASE_NOT_HOLDER})
+                       Reason.MARKER_MISSING, Reason.LEASE_NOT_HOLDER, Reason.NOT_A_MEMBER,
+                       Reason.LEASE_NOT_MEMBER, Reason.MEMBERS_INVALID, Reason.MEMBERS_REQUIRED})
 
 
 @dataclass(frozen=True)
@@ -352,6 +366,8 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
       stored annotation alone, since a delete has no other way to declare
       itself; a carried-over UPDATE never is.
     """
+    if lease.members is not None:
+        return _member_proof(request, lease, lease.members, policy, declared)
     holder, profile = lease.holder, policy.lock.lock_profile
     if policy.janus_field_manager and request.field_manager == f"janus-{holder}":
         return Reason.JANUS_FIELD_MANAGER
@@ -362,10 +378,7 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
         return Reason.PRINCIPAL_STAMP  # acquire's stamp (it reached _proof, so it sets the marker to H)
     if declared != holder:
         return Reason.OTHER_TRANSACTION if declared else Reason.NOT_IN_TRANSACTION
-    carried = request.operation == "DELETE" or (
-        request.operation == "UPDATE" and request.old_annotations.get(policy.lock.txn_annotation) == holder
-    )
-    if not carried:
+    if not _carried(request, policy, holder):
         return Reason.IN_TRANSACTION
     if principal:
         return Reason.PRINCIPAL_CARRIED_OVER
@@ -374,35 +387,133 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
     return Reason.CARRIED_OVER
 
 
+def _carried(request: AdmissionRequest, policy: DecisionPolicy, holder: str) -> bool:
+    """The declared ``holder`` is the stored object's (every DELETE; an UPDATE that keeps it), not set by this write."""
+    return request.operation == "DELETE" or (
+        request.operation == "UPDATE" and request.old_annotations.get(policy.lock.txn_annotation) == holder)
+
+
+def _member_proof(request: AdmissionRequest, lease: LeaseState, members: Members, policy: DecisionPolicy,
+                  declared: str) -> Reason:
+    """Rule 6 for an identity-bound lock: the requester must be a member, then belong to the transaction.
+
+    Membership is the API server's authentication (username, or one of the
+    request's groups), which no write can claim. A member still declares the
+    transaction by the annotation (set by the write, or carried over: any
+    member's read-modify-write is the transaction's); a DELETE and a
+    ``scale`` carry nothing to declare, so membership is their proof. An
+    unreadable members annotation admits nobody.
+    """
+    if not members.admits(request.username, request.groups):
+        return Reason.NOT_A_MEMBER
+    if request.operation == "DELETE":
+        return Reason.MEMBER_DELETE
+    if request.sub_resource == "scale":
+        return Reason.MEMBER_SCALE
+    if request.username == lease.principal and request.operation == "UPDATE" \
+            and request.old_labels.get(LOCKED_LABEL) != lease.holder:
+        return Reason.PRINCIPAL_STAMP
+    if declared != lease.holder:
+        return Reason.OTHER_TRANSACTION if declared else Reason.NOT_IN_TRANSACTION
+    return Reason.MEMBER_CARRIED_OVER if _carried(request, policy, lease.holder) else Reason.IN_TRANSACTION
+
+
 def _lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: datetime) -> Outcome:
-    """Rule 2: a live lock Lease is changed or deleted only by its principal or a lock admin.
+    """Rule 2: a live lock Lease is changed or deleted only by its principal (its members) or a lock admin.
 
     Anyone else could otherwise delete another transaction's lock and then
-    write the object. Expired Leases may be taken over as ever; a Lease that
-    is no lock (no transaction label, or no recorded principal) is not ours
-    to guard. A create needs no judgement: the name is taken or it is not.
+    write the object, or add themselves to its members. Expired Leases may
+    be taken over as ever; a Lease that is no lock (no transaction label, or
+    neither principal nor members recorded: janus) is not ours to guard.
+    Whoever may write it, what it would store is judged too
+    (:func:`_written_members`).
     """
     stored = request.old_lease
     label = policy.lock.lock_profile.txn_label
-    if request.operation == "CREATE" or stored is None or label not in stored.labels or not stored.principal:
-        return Outcome(Reason.LOCK_LEASE)
     try:
         ref: LeaseRef | None = LeaseRef(request.namespace, request.name)
     except InvalidKeyError:
         ref = None
+    if request.operation == "CREATE" or stored is None or label not in stored.labels \
+            or not (stored.principal or stored.identity_bound):
+        return _written_members(request, policy, now, ref) or Outcome(Reason.LOCK_LEASE)
     expired = Outcome(Reason.EXPIRED, lease=ref, holder=stored.holder, seconds_left=stored.seconds_left(now))
     if not stored.is_live(now, policy.lock.clock_skew_seconds):
-        return expired
-    if request.username == stored.principal:
-        return replace(expired, reason=Reason.LEASE_HOLDER)
+        return _written_members(request, policy, now, ref) or expired
+    if stored.members is not None:
+        allowed = stored.members.admits(request.username, request.groups)
+        writer = replace(expired, reason=Reason.LEASE_MEMBER if allowed else Reason.LEASE_NOT_MEMBER,
+                         message="" if allowed else _not_member_of_lease(request, ref, stored, policy, now))
+    else:
+        allowed = request.username == stored.principal
+        writer = replace(expired, reason=Reason.LEASE_HOLDER if allowed else Reason.LEASE_NOT_HOLDER,
+                         message="" if allowed else _not_holder_of_lease(ref, stored, policy, now))
+    if allowed:
+        return _written_members(request, policy, now, ref) or writer
     if any(g in policy.lock_admin_groups for g in request.groups):
         return replace(expired, reason=Reason.LEASE_ADMIN)
+    return writer
+
+
+def _written_members(request: AdmissionRequest, policy: DecisionPolicy, now: datetime,
+                     ref: LeaseRef | None) -> Outcome | None:
+    """The members a lock Lease write would store, judged: a refusal, or None if they may be stored.
+
+    They must be readable (a typo must not silently lock everybody out); a
+    live identity-bound lock stays identity-bound (its members remove members
+    with ``kubectl lock members remove``, never the whole list); and with
+    ``require_members`` every new lock (create, or takeover) must have some.
+    """
+    new, stored = request.new_lease, request.old_lease
+    if request.operation == "DELETE" or new is None or policy.lock.lock_profile.txn_label not in new.labels \
+            or not new.holder:
+        return None
+    skew = policy.lock.clock_skew_seconds
+    kept = stored is not None and stored.holder == new.holder and stored.is_live(now, skew)
+    refused = Outcome(Reason.MEMBERS_INVALID, lease=ref, holder=new.holder)
+    if new.members is not None and not new.members.readable:
+        return replace(refused, message=(
+            f"lock lease {ref}: annotation {MEMBERS_ANNOTATION} is not a valid members list (versioned JSON, "
+            f"e.g. {Members(users=('alice',), groups=('sre',)).encode()}; docs/lockcore.md)"))
+    if kept and stored is not None and stored.members is not None and new.members is None:
+        return replace(refused, message=(
+            f"lock lease {ref} is identity-bound while transaction {new.holder!r} holds it: its members "
+            f"annotation {MEMBERS_ANNOTATION} cannot be removed (`kubectl lock members remove` removes members; "
+            f"release the lock to end it)"))
+    if policy.require_members and not kept and new.members is None and policy.lock.lock_profile.records_principal:
+        return replace(refused, reason=Reason.MEMBERS_REQUIRED, message=(
+            f"this cluster requires identity-bound locks (leasegate require_members): lock lease {ref} for "
+            f"transaction {new.holder!r} names no members; acquire with --member user:NAME|group:NAME|sa:NS:NAME "
+            f"or --members-only (library: members=[...]); the acquiring user is always a member"))
+    return None
+
+
+def _not_holder_of_lease(ref: LeaseRef | None, stored: LeaseState, policy: DecisionPolicy, now: datetime) -> str:
     admins = ", ".join(policy.lock_admin_groups) or "none configured"
-    message = (f"lock lease {ref} is held by transaction {stored.holder!r} (acquired by user "
-               f"{stored.principal!r}, expires in {max(stored.seconds_left(now), 0):.0f}s): while it is live "
-               f"only {stored.principal!r} may renew, change or release it; an administrator in a lock admin "
-               f"group ({admins}) can force-release it (`kubectl lock force-release`)")
-    return replace(expired, reason=Reason.LEASE_NOT_HOLDER, message=message)
+    return (f"lock lease {ref} is held by transaction {stored.holder!r} (acquired by user "
+            f"{stored.principal!r}, expires in {max(stored.seconds_left(now), 0):.0f}s): while it is live "
+            f"only {stored.principal!r} may renew, change or release it; an administrator in a lock admin "
+            f"group ({admins}) can force-release it (`kubectl lock force-release`)")
+
+
+def _not_member_of_lease(request: AdmissionRequest, ref: LeaseRef | None, stored: LeaseState,
+                         policy: DecisionPolicy, now: datetime) -> str:
+    admins = ", ".join(policy.lock_admin_groups) or "none configured"
+    return (f"lock lease {ref} is identity-bound, held by transaction {stored.holder!r} (expires in "
+            f"{max(stored.seconds_left(now), 0):.0f}s): while it is live only its members may renew, change or "
+            f"release it or change its members, and {_requester(request)} is not one{_members_shown(stored, policy)}; "
+            f"an administrator in a lock admin group ({admins}) can force-release it (`kubectl lock force-release`)")
+
+
+def _requester(request: AdmissionRequest) -> str:
+    return Members(users=(request.username,)).specs()[0] if request.username else "an anonymous user"
+
+
+def _members_shown(lease: LeaseState, policy: DecisionPolicy) -> str:
+    """The members, for a refusal, only where the cluster chose to disclose them (``disclose_members``)."""
+    if not policy.disclose_members or lease.members is None:
+        return ""
+    return f" (members: {', '.join(lease.members.specs()) or 'none readable'})"
 
 
 def _describe(request: AdmissionRequest) -> str:
@@ -422,6 +533,9 @@ def _blocked_message(request: AdmissionRequest, ref: LeaseRef, lease: LeaseState
 def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: DecisionPolicy,
          declared: str) -> str:
     key, holder = policy.lock.txn_annotation, lease.holder
+    if reason is Reason.NOT_A_MEMBER:
+        return (f"the lock is identity-bound and {_requester(request)} is not one of its "
+                f"members{_members_shown(lease, policy)}")
     if reason is Reason.MARKER_MISSING:
         return f"this {request.operation} would leave the object without label {LOCKED_LABEL}={holder}"
     if reason is Reason.OTHER_TRANSACTION:
@@ -438,6 +552,10 @@ def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
 
 def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: DecisionPolicy) -> str:
     key, holder = policy.lock.txn_annotation, lease.holder
+    if reason is Reason.NOT_A_MEMBER:
+        target = resource_key(request).describe()
+        return (f"to be added, ask a member of transaction {holder!r} to run `kubectl lock members add {target} "
+                f"--txn {holder} --member {_requester(request)}`, or wait for the lock to be released")
     if reason is Reason.MARKER_MISSING:
         return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
                 f"is held; releasing the lock removes the label")

@@ -12,8 +12,10 @@ calls the webhook only where a lock can be:
   reach the webhook: they cost nothing and do not fail when it is down.
 * ``creates.<name>``: every CREATE of a lockable resource (a lock may name an
   object that does not exist yet) and every ``scale`` (a Scale has no labels).
-* ``leases.<name>``: UPDATE and DELETE of lock Leases (their transaction
-  label), so that only a lock's holder or a lock admin can change a live lock.
+* ``leases.<name>``: CREATE, UPDATE and DELETE of lock Leases (their
+  transaction label), so that only a lock's holder (an identity-bound lock's
+  members) or a lock admin can change a live lock, members written are
+  valid, and ``require_members`` can refuse a new lock without members.
 
 A profile that does not fence (janus: its operator never stamps markers)
 gets one webhook for every write of the lockable resources, and no Lease
@@ -70,7 +72,7 @@ def webhook_entries(profile: LockProfile, resources: Sequence[Mapping[str, Seque
          "objectSelector": _exists(LOCKED_LABEL)},
         {"name": f"creates.{name}", "rules": [_rule(g, rs, ["CREATE"]) for g, rs in plain] + _scale_rules(),
          "objectSelector": {}},
-        {"name": f"leases.{name}", "rules": [_rule([LEASE_GROUP], ["leases"], ["UPDATE", "DELETE"])],
+        {"name": f"leases.{name}", "rules": [_rule([LEASE_GROUP], ["leases"], ["CREATE", "UPDATE", "DELETE"])],
          "objectSelector": _exists(profile.txn_label)},
     ]
 

@@ -67,7 +67,8 @@ class AdmissionRequest:
     deleted that only removes finalizers; ``status_only`` for an UPDATE that
     changes nothing outside ``.status`` (the API server keeps some metadata
     changes made through ``/status``, so only such writes may pass unjudged).
-    ``old_lease`` is the stored Lease of a write to a Lease.
+    ``old_lease`` is the stored Lease of a write to a Lease, ``new_lease``
+    the Lease it would store (CREATE, UPDATE): its members are judged.
     """
 
     uid: str
@@ -92,6 +93,7 @@ class AdmissionRequest:
     old_labels: Mapping[str, str] = field(default_factory=dict)
     status_only: bool = False
     old_lease: LeaseState | None = None
+    new_lease: LeaseState | None = None
 
     @property
     def group_kind(self) -> str:
@@ -195,7 +197,8 @@ def _objects(req: Mapping[str, Any], uid: str, operation: str, resource: tuple[s
         "object_uid": _meta_str(old_meta, "uid", uid) or _meta_str(new_meta, "uid", uid),
         "finalizer_removal_only": update and _only_removes_finalizers(old, new),
         "status_only": update and req.get("subResource") == "status" and _same_outside(old, new, "status"),
-        "old_lease": _lease_state(old, uid) if resource == LEASES else None,
+        "old_lease": _lease_state(old, uid, "oldObject") if resource == LEASES else None,
+        "new_lease": _lease_state(new, uid, "object") if resource == LEASES else None,
     }
 
 
@@ -239,13 +242,13 @@ def _same_outside(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, 
                if k not in skip_meta)
 
 
-def _lease_state(old: Mapping[str, Any] | None, uid: str) -> LeaseState | None:
-    if old is None:
+def _lease_state(lease: Mapping[str, Any] | None, uid: str, where: str) -> LeaseState | None:
+    if lease is None:
         return None
     try:
-        return LeaseState.from_json(old)
+        return LeaseState.from_json(lease)
     except (ValueError, TypeError) as exc:
-        raise ReviewError(400, f"oldObject is not a valid Lease: {exc}", uid=uid) from exc
+        raise ReviewError(400, f"{where} is not a valid Lease: {exc}", uid=uid) from exc
 
 
 def build_response(

@@ -90,6 +90,8 @@ class DecisionPolicy:
     exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
     lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
     janus_field_manager: bool = False
+    require_members: bool = False
+    disclose_members: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,10 @@ class WebhookSettings:
         janus_field_manager: accept field manager ``janus-<txn>`` as proof.
         lock_admin_groups: groups whose members may update or delete a live
             lock Lease they did not take (force-release); comma-separated.
+        require_members: every new lock must be identity-bound (a lock Lease
+            created without members is refused, so acquire fails saying so).
+        disclose_members: name an identity-bound lock's members (and its
+            principal) in refusals to non-members; off, they are not told who.
         events: emit a Kubernetes Event for each blocked write.
         max_body_bytes: larger admission requests are refused with HTTP 413. The
             default (4 MiB) fits a review of the largest object etcd stores
@@ -177,6 +183,8 @@ class WebhookSettings:
     exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
     janus_field_manager: bool = False
     lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
+    require_members: bool = False
+    disclose_members: bool = False
     events: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
     retain_freed_memory_mib: int = 16
@@ -226,7 +234,8 @@ class WebhookSettings:
         """The part the decision reads (built once: it is on every request's path)."""
         return DecisionPolicy(lock=self.lock, exempt_users=self.exempt_users, exempt_groups=self.exempt_groups,
                               exempt_namespaces=self.exempt_namespaces, lock_admin_groups=self.lock_admin_groups,
-                              janus_field_manager=self.janus_field_manager)
+                              janus_field_manager=self.janus_field_manager, require_members=self.require_members,
+                              disclose_members=self.disclose_members)
 
     @cached_property
     def lookups(self) -> Lookups:

@@ -163,7 +163,7 @@ janus profile (no markers) one webhook judges every write.
 {{- $_ := set $objects "matchExpressions" (append ($objects.matchExpressions | default list) $marker) -}}
 {{- $entries = append $entries (dict "name" $name "rules" $updates "objectSelector" $objects) -}}
 {{- $entries = append $entries (dict "name" (printf "creates.%s" $name) "rules" (concat $creates $scale) "objectSelector" .Values.webhook.objectSelector) -}}
-{{- $leases := list (dict "apiGroups" (list "coordination.k8s.io") "resources" (list "leases") "operations" (list "UPDATE" "DELETE")) -}}
+{{- $leases := list (dict "apiGroups" (list "coordination.k8s.io") "resources" (list "leases") "operations" (list "CREATE" "UPDATE" "DELETE")) -}}
 {{- $lockLabel := dict "matchExpressions" (list (dict "key" "leasegate.io/transaction" "operator" "Exists")) -}}
 {{- $entries = append $entries (dict "name" (printf "leases.%s" $name) "rules" $leases "objectSelector" $lockLabel) -}}
 {{- end -}}

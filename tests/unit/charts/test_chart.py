@@ -120,7 +120,8 @@ def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
         if hook["name"].startswith("leases."):
             # Lock Leases only (by their transaction label), never the other Leases.
             assert hook["rules"] == [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["*"],
-                                      "resources": ["leases"], "operations": ["UPDATE", "DELETE"], "scope": "*"}]
+                                      "resources": ["leases"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                                      "scope": "*"}]
             assert hook["objectSelector"] == {"matchExpressions": [{"key": "leasegate.io/transaction",
                                                                     "operator": "Exists"}]}
             continue

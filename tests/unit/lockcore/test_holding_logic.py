@@ -10,6 +10,7 @@ import pytest
 
 from lockcore.errors import AlreadyLockedError, LeaseOpError, LockError
 from lockcore.holding import LockLostError, acquire_all, hold
+from lockcore.manager import MemberSpecs
 from lockcore.naming import LeaseRef, ResourceKey
 
 
@@ -26,7 +27,7 @@ class FlakyManager:
         return LeaseRef(key.namespace, key.name)
 
     def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *, fence: bool = True,
-                wait: float | None = None) -> LeaseRef:
+                wait: float | None = None, members: MemberSpecs | None = None) -> LeaseRef:
         return self.ref_for(key)
 
     def renew(self, lease: LeaseRef, txn: str, timeout: float | timedelta) -> None:
@@ -67,7 +68,7 @@ def test_errors_until_the_lease_runs_out_mean_loss() -> None:
 def test_partial_acquire_is_rolled_back() -> None:
     class Refusing(FlakyManager):
         def acquire(self, key: ResourceKey, txn: str, timeout: float | timedelta, *, fence: bool = True,
-                    wait: float | None = None) -> LeaseRef:
+                    wait: float | None = None, members: MemberSpecs | None = None) -> LeaseRef:
             if key.name == "b":
                 raise AlreadyLockedError("b", "other")
             return self.ref_for(key)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState
+from lockcore.members import Members
 from lockcore.naming import LeaseRef
 from lockcore.profiles import Profile
 from lockcore.settings import LockSettings
@@ -62,22 +63,40 @@ def judge(request: AdmissionRequest, found: LeaseLookupResult, settings: Webhook
     return enforce(decide(request, found, settings.policy, now), settings.enforcement)
 
 
-def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, duration: int = 60) -> LeaseState:
+def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, duration: int = 60,
+          members: Members | None = None) -> LeaseState:
     return LeaseState(holder=holder, renew_time=NOW - timedelta(seconds=age),
-                      duration_seconds=duration, principal=principal)
+                      duration_seconds=duration, principal=principal, members=members)
 
 
 HELD = lease()
+# An identity-bound lock: alice (who acquired it), group sre, service account shop:deployer.
+CREW = Members.of(["user:alice", "group:sre", "sa:shop:deployer"])
+BOUND = lease(members=CREW)
+DEPLOYER = "system:serviceaccount:shop:deployer"
+UNSET = Members(users=("unset",))  # lease_req: new Lease keeps the stored members
 
 
 def lease_req(operation: str = "UPDATE", *, user: str, groups: tuple[str, ...] = ("developers",),
-              principal: str = "alice", age: float = 10) -> AdmissionRequest:
-    """A write to the lock Lease of configmap cfg (its stored version is a live lock by default)."""
-    stored = replace(lease(principal=principal, age=age), namespace="shop", name="lg.configmap.cfg",
-                     labels={TXN: "t1"})
-    return req(operation, user=user, groups=groups, group="coordination.k8s.io", kind="Lease",
-               resource="leases", name="lg.configmap.cfg", marker=None,
-               old_lease=stored if operation != "CREATE" else None)
+              principal: str = "alice", age: float = 10, members: Members | None = None,
+              new_members: Members | None = UNSET, holder: str = "t1") -> AdmissionRequest:
+    """A write to the lock Lease of configmap cfg (its stored version is a live lock by default).
+
+    ``new_members`` are those of the Lease written (CREATE/UPDATE); by default the stored ones.
+    """
+    stored = replace(lease(principal=principal, age=age, members=members), namespace="shop",
+                     name="lg.configmap.cfg", labels={TXN: "t1"})
+    written = replace(stored, holder=holder, members=members if new_members is UNSET else new_members)
+    return replace(req(operation, user=user, groups=groups, group="coordination.k8s.io", kind="Lease",
+                       resource="leases", name="lg.configmap.cfg", marker=None,
+                       old_lease=stored if operation != "CREATE" else None),
+                   new_lease=written if operation != "DELETE" else None)
+
+
+def _janus_lease_create() -> AdmissionRequest:
+    created = lease_req("CREATE", user="bob")
+    assert created.new_lease is not None
+    return replace(created, new_lease=replace(created.new_lease, labels={"janus.io/transaction": "t1"}))
 
 
 @dataclass(frozen=True)
@@ -217,6 +236,90 @@ CASES = [
     Case("exempt user may delete a live lock Lease (namespace deletion)",
          lease_req("DELETE", user="system:serviceaccount:kube-system:namespace-controller"), ABSENT, True,
          Reason.EXEMPT_USER),
+    # -- identity-bound locks (members) ---------------------------------------
+    Case("member-bound: non-member sets the holder's annotation", req(new="t1"), BOUND, False,
+         Reason.NOT_A_MEMBER),
+    Case("member-bound: non-member carries the annotation over", req(new="t1", old="t1"), BOUND, False,
+         Reason.NOT_A_MEMBER),
+    Case("member-bound: non-member deletes", req("DELETE", old="t1"), BOUND, False, Reason.NOT_A_MEMBER),
+    Case("member-bound: non-member scales", req(group="autoscaling", kind="Scale", resource="deployments",
+                                                resource_group="apps", sub="scale", marker=None), BOUND, False,
+         Reason.NOT_A_MEMBER),
+    Case("member-bound: non-member creates the locked name", req("CREATE", new="t1"), BOUND, False,
+         Reason.NOT_A_MEMBER),
+    Case("member-bound: the janus field manager is no membership", req(manager="janus-t1", new="t1"), BOUND,
+         False, Reason.NOT_A_MEMBER, replace(SETTINGS, janus_field_manager=True)),
+    Case("member-bound: member user sets the annotation", req(new="t1", user="alice"), BOUND, True,
+         Reason.IN_TRANSACTION),
+    Case("member-bound: member group's user sets the annotation", req(new="t1", groups=("sre",)), BOUND, True,
+         Reason.IN_TRANSACTION),
+    Case("member-bound: member service account sets the annotation", req(new="t1", user=DEPLOYER), BOUND, True,
+         Reason.IN_TRANSACTION),
+    Case("member-bound: a member's carried-over annotation counts", req(new="t1", old="t1", groups=("sre",)),
+         BOUND, True, Reason.MEMBER_CARRIED_OVER),
+    Case("member-bound: member without the annotation", req(groups=("sre",)), BOUND, False,
+         Reason.NOT_IN_TRANSACTION),
+    Case("member-bound: member declaring another txn", req(new="t2", user=DEPLOYER), BOUND, False,
+         Reason.OTHER_TRANSACTION),
+    Case("member-bound: member deletes without annotation", req("DELETE", groups=("sre",)), BOUND, True,
+         Reason.MEMBER_DELETE),
+    Case("member-bound: member scales", req(group="autoscaling", kind="Scale", resource="deployments",
+                                            resource_group="apps", sub="scale", marker=None, user=DEPLOYER),
+         BOUND, True, Reason.MEMBER_SCALE),
+    Case("member-bound: principal's stamp", req(marker=None, new_marker="t1", user="alice"), BOUND, True,
+         Reason.PRINCIPAL_STAMP),
+    Case("member-bound: a member still keeps the marker", req(new="t1", new_marker=None, groups=("sre",)), BOUND,
+         False, Reason.MARKER_MISSING),
+    Case("member-bound: unreadable members admit nobody, the principal neither", req(new="t1", user="alice"),
+         lease(members=Members.unreadable()), False, Reason.NOT_A_MEMBER),
+    Case("member-bound: expired locks nothing", req(), lease(members=CREW, age=63), True, Reason.EXPIRED),
+    Case("member-bound: exempt users still pass", req(groups=("system:nodes",)), BOUND, True, Reason.EXEMPT_GROUP),
+    # -- identity-bound lock Leases -------------------------------------------
+    Case("bound Lease: member group's user renews", lease_req(user="bob", groups=("sre",), members=CREW), ABSENT,
+         True, Reason.LEASE_MEMBER),
+    Case("bound Lease: member adds a member", lease_req(user=DEPLOYER, members=CREW,
+                                                        new_members=CREW.union(Members.of(["user:bob"]))),
+         ABSENT, True, Reason.LEASE_MEMBER),
+    Case("bound Lease: non-member adds himself (tampering)", lease_req(
+        user="bob", members=CREW, new_members=CREW.union(Members.of(["user:bob"]))), ABSENT, False,
+         Reason.LEASE_NOT_MEMBER),
+    Case("bound Lease: non-member writes garbage members", lease_req(
+        user="bob", members=CREW, new_members=Members.unreadable()), ABSENT, False, Reason.LEASE_NOT_MEMBER),
+    Case("bound Lease: non-member deletes", lease_req("DELETE", user="bob", members=CREW), ABSENT, False,
+         Reason.LEASE_NOT_MEMBER),
+    Case("bound Lease: member writes unreadable members", lease_req(
+        user="alice", members=CREW, new_members=Members.unreadable()), ABSENT, False, Reason.MEMBERS_INVALID),
+    Case("bound Lease: member drops the members annotation", lease_req(user="alice", members=CREW,
+                                                                       new_members=None), ABSENT, False,
+         Reason.MEMBERS_INVALID),
+    Case("bound Lease: member releases", lease_req("DELETE", user="bob", groups=("sre",), members=CREW), ABSENT,
+         True, Reason.LEASE_MEMBER),
+    Case("bound Lease: admin force-releases", lease_req("DELETE", user="root", groups=("system:masters",),
+                                                        members=CREW), ABSENT, True, Reason.LEASE_ADMIN),
+    Case("bound Lease: principal no longer a member", lease_req(user="alice", members=Members.of(["group:sre"])),
+         ABSENT, False, Reason.LEASE_NOT_MEMBER),
+    Case("bound Lease: expired one taken over without members", lease_req(user="bob", members=CREW, age=63,
+                                                                          new_members=None, holder="t2"),
+         ABSENT, True, Reason.EXPIRED),
+    Case("unbound Lease: its principal makes it identity-bound", lease_req(user="alice", new_members=CREW),
+         ABSENT, True, Reason.LEASE_HOLDER),
+    Case("unbound Lease: another user makes it identity-bound", lease_req(user="bob", new_members=CREW),
+         ABSENT, False, Reason.LEASE_NOT_HOLDER),
+    Case("lock Lease created with unreadable members", lease_req("CREATE", user="bob",
+                                                                 new_members=Members.unreadable()),
+         ABSENT, False, Reason.MEMBERS_INVALID),
+    Case("lock Lease created with members", lease_req("CREATE", user="bob", new_members=CREW), ABSENT, True,
+         Reason.LOCK_LEASE),
+    Case("require_members: create without members", lease_req("CREATE", user="bob"), ABSENT, False,
+         Reason.MEMBERS_REQUIRED, replace(SETTINGS, require_members=True)),
+    Case("require_members: create with members", lease_req("CREATE", user="bob", new_members=CREW), ABSENT, True,
+         Reason.LOCK_LEASE, replace(SETTINGS, require_members=True)),
+    Case("require_members: takeover without members", lease_req(user="bob", age=63, holder="t2"), ABSENT, False,
+         Reason.MEMBERS_REQUIRED, replace(SETTINGS, require_members=True)),
+    Case("require_members: an older unbound lock keeps renewing", lease_req(user="alice"), ABSENT, True,
+         Reason.LEASE_HOLDER, replace(SETTINGS, require_members=True)),
+    Case("require_members: not for the janus profile (a janus Lease has no members)", _janus_lease_create(),
+         ABSENT, True, Reason.LOCK_LEASE, replace(JANUS, require_members=True)),
     # -- custom annotation key ---------------------------------------------
     Case("custom annotation key is the one read", req(new="t1"), HELD, False,
          Reason.NOT_IN_TRANSACTION, replace(SETTINGS, lock=LockSettings(txn_annotation="example.com/txn"))),
@@ -235,7 +338,8 @@ def test_rule(case: Case) -> None:
         Reason.CONNECT, Reason.LOCK_LEASE, Reason.EXEMPT_USER, Reason.EXEMPT_GROUP,
         Reason.EXEMPT_NAMESPACE, Reason.STATUS_SUBRESOURCE, Reason.NO_NAME,
         Reason.FINALIZER_REMOVAL, Reason.UNLOCKABLE, Reason.LEASE_HOLDER, Reason.LEASE_ADMIN,
-        Reason.LEASE_NOT_HOLDER,
+        Reason.LEASE_NOT_HOLDER, Reason.LEASE_MEMBER, Reason.LEASE_NOT_MEMBER, Reason.MEMBERS_INVALID,
+        Reason.MEMBERS_REQUIRED,
     } and case.request.resource != "leases"
     assert (lease_for(case.request, case.settings.policy) is not None) == needs_lease
 
@@ -268,6 +372,35 @@ def test_deny_message_is_actionable() -> None:
     assert "only user 'alice' who acquired the lock may scale it" in scale.message
     theft = judge(lease_req("DELETE", user="bob"), ABSENT)
     assert "only 'alice' may renew, change or release it" in theft.message and "system:masters" in theft.message
+
+
+def test_a_non_member_is_told_the_lock_is_identity_bound_but_not_who_its_members_are() -> None:
+    for refused in (judge(req(new="t1", old="t1"), BOUND), judge(req("DELETE", old="t1"), BOUND)):
+        assert refused.reason is Reason.NOT_A_MEMBER and refused.code == 403
+        for part in ("configmap/cfg -n shop is locked by transaction 't1'", "identity-bound",
+                     "user:bob is not one of its members",
+                     "`kubectl lock members add configmap/cfg -n shop --txn t1 --member user:bob`"):
+            assert part in refused.message, refused.message
+        assert not any(name in refused.message for name in ("alice", "sre", "deployer")), refused.message
+    scale = judge(req(group="autoscaling", kind="Scale", resource="deployments", resource_group="apps",
+                      sub="scale", marker=None, name="web", user=DEPLOYER), lease(members=Members.of(["user:x"])))
+    assert "--member sa:shop:deployer" in scale.message and "deployment.apps/web -n shop" in scale.message
+    theft = judge(lease_req(user="bob", members=CREW, new_members=CREW.union(Members.of(["user:bob"]))), ABSENT)
+    assert "identity-bound" in theft.message and "only its members may" in theft.message
+    assert "system:masters" in theft.message and "alice" not in theft.message and "sre" not in theft.message
+    disclosed = replace(SETTINGS, disclose_members=True)
+    shown = judge(req(new="t1"), BOUND, disclosed).message
+    assert "(members: group:sre, sa:shop:deployer, user:alice)" in shown
+    assert "group:sre" in judge(lease_req("DELETE", user="bob", members=CREW), ABSENT, disclosed).message
+
+
+def test_invalid_and_required_members_say_what_to_do() -> None:
+    required = judge(lease_req("CREATE", user="bob"), ABSENT, replace(SETTINGS, require_members=True))
+    assert "requires identity-bound locks" in required.message and "--member" in required.message
+    garbage = judge(lease_req("CREATE", user="bob", new_members=Members.unreadable()), ABSENT)
+    assert "leasegate.io/members is not a valid members list" in garbage.message
+    dropped = judge(lease_req(user="alice", members=CREW, new_members=None), ABSENT)
+    assert "cannot be removed" in dropped.message
 
 
 @pytest.mark.parametrize(("mode", "warned"), [(EnforcementMode.WARN, True), (EnforcementMode.DRYRUN, False)])
@@ -322,6 +455,11 @@ def test_dry_run_is_judged_the_same() -> None:
 # -- property: total and well-formed ------------------------------------------------
 
 _text = st.text(max_size=12)
+_members = st.sampled_from([None, CREW, Members.unreadable(), Members.of(["group:developers"])])
+_lease_states = st.builds(
+    LeaseState, holder=st.sampled_from(["", "t1", "t2"]), renew_time=st.just(NOW),
+    duration_seconds=st.integers(0, 100), principal=st.sampled_from(["", "alice"]),
+    labels=st.dictionaries(st.sampled_from([TXN, "x"]), st.just("t1")), members=_members)
 _requests = st.builds(
     AdmissionRequest,
     uid=st.text(min_size=1, max_size=8),
@@ -344,10 +482,8 @@ _requests = st.builds(
     new_labels=st.dictionaries(st.sampled_from([LOCKED_LABEL, "x"]), st.sampled_from(["t1", "t2", ""])),
     old_labels=st.dictionaries(st.sampled_from([LOCKED_LABEL, "x"]), st.sampled_from(["t1", "t2", ""])),
     status_only=st.booleans(),
-    old_lease=st.none() | st.builds(
-        LeaseState, holder=st.sampled_from(["", "t1"]), renew_time=st.just(NOW),
-        duration_seconds=st.integers(0, 100), principal=st.sampled_from(["", "alice"]),
-        labels=st.dictionaries(st.sampled_from([TXN, "x"]), st.just("t1"))),
+    old_lease=st.none() | _lease_states,
+    new_lease=st.none() | _lease_states,
 )
 _leases = st.one_of(
     st.just(ABSENT),
@@ -358,16 +494,19 @@ _leases = st.one_of(
         renew_time=st.none() | st.datetimes(timezones=st.just(timezone.utc)),
         duration_seconds=st.none() | st.integers(0, 10**6),
         principal=st.sampled_from(["", "alice", "bob"]),
+        members=_members,
     ),
 )
 
 
 @hsettings(max_examples=2000)
 @given(request=_requests, found=_leases, mode=st.sampled_from(list(EnforcementMode)),
-       policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans())
+       policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans(), required=st.booleans())
 def test_decide_is_total_and_well_formed(request: AdmissionRequest, found: LeaseLookupResult,
-                                         mode: EnforcementMode, policy: FailurePolicy, janus: bool) -> None:
-    config = replace(SETTINGS, mode=mode, lookup_failure_policy=policy, janus_field_manager=janus)
+                                         mode: EnforcementMode, policy: FailurePolicy, janus: bool,
+                                         required: bool) -> None:
+    config = replace(SETTINGS, mode=mode, lookup_failure_policy=policy, janus_field_manager=janus,
+                     require_members=required)
     verdict = judge(request, found, config)
     assert isinstance(verdict.reason, Reason)
     if verdict.allowed:
@@ -406,3 +545,18 @@ def test_cache_decides_only_where_it_agrees_with_the_marker(request_: AdmissionR
     assert trusts_cache(request_, cached, SETTINGS.policy, NOW) is trusted
     # A profile without markers keeps the cache as it is.
     assert trusts_cache(request_, cached, JANUS.policy, NOW)
+
+
+# -- property: an identity-bound lock admits no other identity ------------------------
+
+_SCREENED = {Reason.CONNECT, Reason.EXEMPT_USER, Reason.EXEMPT_GROUP, Reason.EXEMPT_NAMESPACE,
+             Reason.STATUS_SUBRESOURCE, Reason.NO_NAME, Reason.FINALIZER_REMOVAL, Reason.UNLOCKABLE,
+             Reason.LOCK_LEASE, Reason.EXPIRED}
+
+
+@hsettings(max_examples=1000)
+@given(request=_requests, janus=st.booleans())
+def test_a_non_member_never_writes_through_an_identity_bound_lock(request: AdmissionRequest, janus: bool) -> None:
+    outsider = replace(request, username="mallory", groups=("developers",))
+    verdict = judge(outsider, BOUND, replace(SETTINGS, janus_field_manager=janus))
+    assert not verdict.allowed or verdict.reason in _SCREENED, verdict
