@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.localcluster import BIN_DIR
-from tools.node.cluster import LocalNode, leftovers
+from tools.node.cluster import LocalNode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 child.wait(timeout=30)
     finally:
         print(f"node stopped: {json.dumps(node.stop())}", flush=True)
-        left = leftovers(node)
+        left = node.leftovers()
         if left:
             print(f"left behind: {left}", file=sys.stderr)
         if args.dir is None:

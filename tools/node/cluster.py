@@ -45,6 +45,7 @@ POD_CIDR = "10.88.0.0/24"
 SERVICE_CIDR = "10.0.0.0/24"  # tools/localcluster's --service-cluster-ip-range
 NODE_USER = f"system:node:{NODE_NAME}"
 T = TypeVar("T")
+POD_NETNS_PREFIX = "cni-"  # containerd 1.6 names the pod namespaces it makes in /run/netns so
 SYSTEM_USERS = {NODE_USER: ("system:nodes",), "system:kube-proxy": (), "system:kube-scheduler": ()}
 
 
@@ -254,7 +255,7 @@ class LocalNode:
         strays = set(host.pids_with_cmdline(socket)) | host.cgroup_pids(self.layout.cgroup_root)
         host.kill_pids(strays)
         unmounted = host.unmount_under(self.workdir)
-        pod_netns = sorted(host.netns_names() - self._netns_before - {self.netns})
+        pod_netns = self._pod_netns()
         for name in pod_netns:
             host.delete_netns(name)
         host.delete_netns(self.netns)
@@ -268,6 +269,20 @@ class LocalNode:
                 "sysctls restored": sysctls}
 
 
+    def _pod_netns(self) -> list[str]:
+        """Pod network namespaces our containerd made (``cni-*``, new since start); never anyone else's."""
+        return sorted(n for n in host.netns_names() - self._netns_before if n.startswith(POD_NETNS_PREFIX))
+
+    def leftovers(self) -> list[str]:
+        """Anything of this node still on the host: what the tests' teardown and `run` check for."""
+        found = [f"mount {m}" for m in host.mountpoints() if m.startswith(str(self.workdir))]
+        found += [f"netns {n}" for n in [*self._pod_netns(), self.netns] if n in host.netns_names()]
+        found += [f"process {p}" for p in host.pids_with_cmdline(str(self.workdir))]
+        found += [f"cgroup {p}" for p in host.cgroup_dirs(self.layout.cgroup_root)]
+        found += [f"directory {d}" for d in self._fixed_dirs_made if d.exists()]
+        changed = {k: v for k, v in host.read_sysctls(self._sysctls).items() if self._sysctls.get(k) != v}
+        return found + [f"sysctl {k}={v}" for k, v in changed.items()]
+
     def _remove_log_links(self) -> None:
         """The kubelet's /var/log/containers links into this node, and the fixed directories it made."""
         if host.CONTAINER_LOG_LINKS.is_dir():
@@ -276,15 +291,3 @@ class LocalNode:
                     link.unlink()
         for directory in self._fixed_dirs_made:
             host.remove_empty_tree(directory)
-
-
-def leftovers(node: LocalNode) -> list[str]:
-    """Anything of ``node`` still on the host: for tests of the teardown and for `down`."""
-    found = [f"mount {m}" for m in host.mountpoints() if m.startswith(str(node.workdir))]
-    found += [f"netns {n}" for n in host.netns_names() if n == node.netns or n not in node._netns_before]
-    found += [f"process {p}" for p in host.pids_with_cmdline(str(node.workdir))]
-    found += [f"cgroup {p}" for p in host._cgroup_dirs(node.layout.cgroup_root)]
-    found += [f"directory {d}" for d in node._fixed_dirs_made if d.exists()]
-    changed = {k: v for k, v in host.read_sysctls(node._sysctls).items() if node._sysctls.get(k) != v}
-    found += [f"sysctl {k}={v}" for k, v in changed.items()]
-    return found

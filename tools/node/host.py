@@ -22,7 +22,7 @@ CONTAINER_LOG_LINKS = Path("/var/log/containers")
 # containerd 1.6 puts its shims' sockets under /run/containerd/s whatever its state directory.
 SHIM_SOCKETS = Path("/run/containerd/s")
 # Fixed host directories the daemons create if missing: removed again if they made them.
-FIXED_DIRS = (CONTAINER_LOG_LINKS, SHIM_SOCKETS.parent)
+FIXED_DIRS = (CONTAINER_LOG_LINKS, SHIM_SOCKETS.parent, NETNS_DIR)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # What the kubelet sets at start (pkg/kubelet/cm setupKernelTunables) and kube-proxy's
 # conntrack table size: global, so saved before the node starts and written back after.
@@ -205,7 +205,7 @@ def create_cgroup(name: str) -> None:
 def cgroup_pids(name: str) -> set[int]:
     """Every process in ``/<name>`` or below, in any hierarchy."""
     pids: set[int] = set()
-    for directory in _cgroup_dirs(name):
+    for directory in cgroup_dirs(name):
         try:
             pids |= {int(p) for p in (directory / "cgroup.procs").read_text().split()}
         except OSError:
@@ -216,7 +216,7 @@ def cgroup_pids(name: str) -> set[int]:
 def remove_cgroup(name: str) -> list[Path]:
     """rmdir ``/<name>`` and everything below it, deepest first; returns what is left."""
     left = []
-    for directory in sorted(_cgroup_dirs(name), key=lambda p: len(p.parts), reverse=True):
+    for directory in sorted(cgroup_dirs(name), key=lambda p: len(p.parts), reverse=True):
         try:
             directory.rmdir()
         except OSError:
@@ -224,7 +224,7 @@ def remove_cgroup(name: str) -> list[Path]:
     return left
 
 
-def _cgroup_dirs(name: str) -> Iterator[Path]:
+def cgroup_dirs(name: str) -> Iterator[Path]:
     for hierarchy in cgroup_hierarchies():
         top = hierarchy / name
         if top.is_dir():

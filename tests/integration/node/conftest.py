@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from tests.unit.charts.helm import helm
 from tools.localcluster import BIN_DIR
-from tools.node.cluster import LocalNode, leftovers
+from tools.node.cluster import LocalNode
 
 NodeKubectl = Callable[..., subprocess.CompletedProcess[str]]
 NodeHelm = Callable[..., subprocess.CompletedProcess[str]]
@@ -39,7 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
     finally:
         report = local.stop()
         print(f"\nnode stopped: {report}")
-    left = leftovers(local)
+    left = local.leftovers()
     assert not left, f"the node left this behind: {left}"
 
 
