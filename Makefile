@@ -80,8 +80,8 @@ test: tools $(NODE_TEST_DEPS) lint typecheck ## lint, mypy --strict, then every 
 unit: venv ## unit tests only (no control plane)
 	$(PY) -m pytest tests/unit
 
-integration: tools ## integration tests only
-	$(PY) -m pytest tests/integration
+integration: tools $(NODE_TEST_DEPS) ## integration tests only (LEASEGATE_SKIP_NODE=1: without the real node)
+	$(PY) -m pytest tests/integration $(PYTEST_NODE)
 
 typecheck: venv ## mypy --strict on lockcore, webhook, tools and bench
 	$(PY) -m mypy
