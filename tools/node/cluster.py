@@ -88,11 +88,12 @@ class LocalNode:
 
     def start(self, timeout: float = 120.0) -> None:
         """Build/import images, start every daemon, wait until the node is Ready."""
-        self.images = self._step("images", ensure_images)
+        # What the host looks like before anything is made: stop() undoes only the difference.
         self._sysctls = host.read_sysctls()
         self._netns_before = host.netns_names()
         self._netns_dir_mounted = host.is_mountpoint(host.NETNS_DIR)
         self._fixed_dirs_made = [d for d in host.FIXED_DIRS if not d.exists()]
+        self.images = self._step("images", ensure_images)
         self.layout.workdir.mkdir(parents=True, exist_ok=True)
         host.create_bridge_netns(self.netns, BRIDGE, f"{BRIDGE_IP}/24", [SERVICE_CIDR])
         self._step("control plane", lambda: self._start_control_plane(timeout))
