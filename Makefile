@@ -56,7 +56,8 @@ node-packages: ## Debian packages the test node needs (apt-get, only those missi
 
 $(BIN)/pause: tools/controlplane/go.mod
 	mkdir -p $(BIN)
-	cd tools/controlplane && gcc -Os -static -DVERSION=v1.35.4-leasegate -o ../../$(BIN)/pause \
+	cd tools/controlplane && go mod download k8s.io/kubernetes \
+		&& gcc -Os -static -DVERSION=v1.35.4-leasegate -o ../../$(BIN)/pause \
 		"$$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
 
 node-tools: tools node-packages $(NODE_BINS) $(BIN)/pause ## everything the real single-node cluster needs
