@@ -41,8 +41,13 @@ class StaleMarker:
 
 def stale_markers(manager: LeaseManager, discovery: Discovery, *, namespace: str | None = None,
                   resources: Sequence[Mapping[str, Sequence[str]]] = LOCKABLE_RESOURCES) -> Iterator[StaleMarker]:
-    """Every marked object (in ``namespace``, or everywhere) whose lock is gone, expired or another's."""
+    """Every marked object (in ``namespace``, or everywhere) whose lock is gone, expired or another's.
+
+    With a ``namespace``, cluster-scoped objects are left out (as ``-n`` scopes kubectl).
+    """
     for rtype in _types(discovery, resources):
+        if namespace and not rtype.namespaced:
+            continue
         for key, txn in _marked(manager.api_client, rtype, namespace):
             why = _why_stale(manager, key, txn)
             if why:
@@ -61,7 +66,7 @@ def _types(discovery: Discovery, resources: Sequence[Mapping[str, Sequence[str]]
 
 def _marked(api: Any, rtype: ResourceType, namespace: str | None) -> Iterator[tuple[ResourceKey, str]]:
     prefix = f"/api/{rtype.version}" if not rtype.group else f"/apis/{rtype.group}/{rtype.version}"
-    scope = f"/namespaces/{namespace}" if namespace and rtype.namespaced else ""
+    scope = f"/namespaces/{namespace}" if namespace else ""
     status, body = request_json(api, "GET", f"{prefix}{scope}/{rtype.plural}", query={"labelSelector": LOCKED_LABEL})
     if status == 403:
         return  # what the caller may not list, it cannot prune either
