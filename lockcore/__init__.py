@@ -11,10 +11,14 @@ Example::
 
 from lockcore.errors import (
     AlreadyLockedError,
+    ClusterConfigError,
+    ClusterUnreachableError,
     LeaseOpError,
     LockError,
     LockExpiredError,
+    NamespaceNotFoundError,
 )
+from lockcore.fence import FenceError
 from lockcore.holding import HeldLocks, LockLostError, acquire_all, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager
@@ -30,6 +34,9 @@ from lockcore.settings import LockSettings, Profile, SettingsError
 
 __all__ = [
     "AlreadyLockedError",
+    "ClusterConfigError",
+    "ClusterUnreachableError",
+    "FenceError",
     "HeldLocks",
     "InvalidKeyError",
     "LeaseManager",
@@ -41,6 +48,7 @@ __all__ = [
     "LockLostError",
     "LockSettings",
     "Manager",
+    "NamespaceNotFoundError",
     "Profile",
     "ResourceKey",
     "SettingsError",
