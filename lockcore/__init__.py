@@ -13,12 +13,12 @@ from lockcore.errors import (
     AlreadyLockedError,
     ClusterConfigError,
     ClusterUnreachableError,
+    FenceError,
     LeaseOpError,
     LockError,
     LockExpiredError,
     NamespaceNotFoundError,
 )
-from lockcore.fence import FenceError
 from lockcore.holding import HeldLocks, LockLostError, acquire_all, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager

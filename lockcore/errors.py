@@ -16,9 +16,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lockcore.naming import ResourceKey
 
 LeaseOp = Literal["creating", "getting", "listing", "deleting", "renewing", "taking over"]
+FenceOp = Literal["stamping", "unstamping", "resolving"]
 
 
 class LockError(Exception):
@@ -131,3 +135,19 @@ def _transport_reason(cause: BaseException) -> str:
         if needle in text:
             return reason
     return str(cause) or cause.__class__.__name__
+
+
+class FenceError(LockError):
+    """The locked object could not be stamped (or un-stamped).
+
+    ``status`` is the API server's HTTP status when it answered (403: the
+    caller may not patch the object); ``__cause__`` the underlying error.
+    """
+
+    def __init__(self, op: FenceOp, key: ResourceKey, detail: str, *, status: int | None = None) -> None:
+        self.op = op
+        self.key = key
+        self.status = status
+        self.detail = detail
+        code = f" (HTTP {status})" if status else ""
+        super().__init__(f"{op} {key.describe()} with label leasegate.io/locked: {detail}{code}")

@@ -21,36 +21,20 @@ Example::
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.errors import LockError
+from lockcore.errors import FenceError, FenceOp, LockError
 from lockcore.kube import LOCKED_LABEL, escape_json_pointer, object_path
 from lockcore.naming import ResourceKey, validate_txn
 from lockcore.resources import Discovery, ResourceType, request_json
 
+__all__ = ["Fence", "FenceError"]
 log = logging.getLogger("lockcore.fence")
-FenceOp = Literal["stamping", "unstamping", "resolving"]
 _MERGE_PATCH = "application/merge-patch+json"
 _JSON_PATCH = "application/json-patch+json"
-
-
-class FenceError(LockError):
-    """The locked object could not be stamped (or un-stamped).
-
-    ``status`` is the API server's HTTP status when it answered (403: the
-    caller may not patch the object); ``__cause__`` the underlying error.
-    """
-
-    def __init__(self, op: FenceOp, key: ResourceKey, detail: str, *, status: int | None = None) -> None:
-        self.op = op
-        self.key = key
-        self.status = status
-        self.detail = detail
-        code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{op} {key.describe()} with label {LOCKED_LABEL}: {detail}{code}")
 
 
 class Fence:
