@@ -12,6 +12,8 @@ real kubectl. Examples::
     kubectl lock audit -n shop --txn t42
     kubectl lock prune                      # markers no live lock stands behind (--apply removes)
     lockcore acquire cm/cfg --txn t42 --ttl 5m --no-fence   # advisory only: nothing enforces it
+    kubectl lock acquire deploy/web --txn t42 --ttl 10m --member group:sre --member sa:shop:deployer
+    kubectl lock members add deploy/web --txn t42 --member user:bob   # identity-bound locks only
 
 The cluster is chosen as kubectl chooses it (``--kubeconfig``, ``--context``,
 ``$KUBECONFIG``, ``~/.kube/config``, else in-cluster). ``list`` and ``audit``
@@ -68,6 +70,7 @@ from lockcore.holding import acquire_all
 from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
+from lockcore.members import Members, MembersError, parse_spec
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
 from lockcore.prune import stale_markers
 from lockcore.resources import Discovery, split_target
@@ -115,6 +118,14 @@ def _txn(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _member(text: str) -> str:
+    try:
+        parse_spec(text)
+    except MembersError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.detail}, got {text!r}") from exc
+    return text
+
+
 @dataclass(frozen=True)
 class _Parents:
     """The argument groups subcommands share (argparse ``parents``)."""
@@ -124,6 +135,7 @@ class _Parents:
     target: _Parser
     targets: _Parser
     ttl: _Parser
+    members: _Parser
 
     @classmethod
     def build(cls) -> _Parents:
@@ -135,13 +147,14 @@ class _Parents:
         common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
                             "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
         common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
-        parents = cls(common, _Parser(add_help=False), _Parser(add_help=False), _Parser(add_help=False),
-                      _Parser(add_help=False))
+        parents = cls(common, *(_Parser(add_help=False) for _ in range(5)))
         parents.txn.add_argument("--txn", required=True, type=_txn, help="transaction name")
         parents.target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
         parents.targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
                                      help="one or more objects, e.g. deployment/web cm/web-config")
         parents.ttl.add_argument("--ttl", type=parse_duration, required=True, help="lease duration, e.g. 10m")
+        parents.members.add_argument("--member", action="append", default=[], type=_member, metavar="SPEC",
+                                     help="user:NAME, group:NAME or sa:NAMESPACE:NAME (repeatable)")
         return parents
 
 
@@ -155,8 +168,11 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
                "5 no cluster (kubeconfig, context, server unreachable)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    acquire = sub.add_parser("acquire", parents=[p.common, p.targets, p.txn, p.ttl],
-                             help="lock objects for a transaction (all or nothing)")
+    acquire = sub.add_parser("acquire", parents=[p.common, p.targets, p.txn, p.ttl, p.members],
+                             help="lock objects for a transaction (all or nothing); with --member or "
+                                  "--members-only identity-bound: only members (you and those named) may write them")
+    acquire.add_argument("--members-only", action="store_true",
+                         help="identity-bound with you as the only member unless --member names more")
     acquire.add_argument("--wait", type=parse_duration, help="keep trying this long (e.g. 30s)")
     acquire.add_argument("--no-fence", action="store_true",
                          help="take an advisory Lease only: the object is not marked leasegate.io/locked, so the "
@@ -175,6 +191,11 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
                            help="list objects marked leasegate.io/locked that no live lock stands behind "
                                 "(all namespaces unless -n); --apply removes those markers")
     prune.add_argument("--apply", action="store_true", help="remove the stale markers (default: only list them)")
+    members = sub.add_parser("members", help="add or remove members of an identity-bound lock (members only)")
+    change = members.add_subparsers(dest="change", required=True, metavar="add|remove")
+    for verb in ("add", "remove"):
+        change.add_parser(verb, parents=[p.common, p.target, p.txn, p.members],
+                          help=f"{verb} members (conditional on the Lease read)")
     audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
     if plugin:
@@ -238,6 +259,9 @@ def _explain(exc: BaseException, ctx: _Context | None) -> BaseException:
     gone = unreachable(exc, server) if server else None
     if gone is not None:
         return gone
+    if isinstance(exc, LeaseOpError) and isinstance(exc.cause, ApiException) and exc.status == 403 \
+            and "message" in (exc.cause.body or ""):
+        return exc.cause  # the webhook's (or RBAC's) own refusal says why and what to do
     if isinstance(exc, LeaseOpError) and exc.op == "creating" and exc.status == 404:
         # A Lease can be missing only as an object; a 404 on create means its namespace is.
         missing = NamespaceNotFoundError(exc.namespace)
@@ -349,7 +373,15 @@ def lock_json(state: LeaseState, now: datetime, skew: float) -> dict[str, Any]:
         "expiresAt": format_micro_time(expiry) if expiry else None,
         "secondsLeft": round(state.seconds_left(now), 1),
         "live": state.is_live(now, skew),
+        "members": list(state.members.specs()) if state.members is not None else None,
     }
+
+
+def _members_text(state: LeaseState) -> str:
+    """An identity-bound lock's members as ``status`` and ``list`` print them; "-" when not bound."""
+    if state.members is None:
+        return "-"
+    return ",".join(state.members.specs()) or "(unreadable: nobody)"
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -368,11 +400,15 @@ def _locks_json(manager: LeaseManager, keys: list[ResourceKey]) -> list[dict[str
 def _cmd_acquire(ctx: _Context) -> int:
     items, manager = ctx.resolved(), ctx.manager()
     keys = [item.key for item in items]
-    acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait, fence=not ctx.args.no_fence)
-    lines = [f"locked {key.describe()} for transaction {ctx.args.txn} (lease {manager.ref_for(key)})"
+    bound = ctx.args.member or ctx.args.members_only
+    acquire_all(manager, keys, ctx.args.txn, ctx.args.ttl, wait=ctx.args.wait, fence=not ctx.args.no_fence,
+                members=ctx.args.member if bound else None)
+    members = Members.of(ctx.args.member).with_user(manager.principal()).specs() if bound else None
+    only = f", members {', '.join(members)}" if members else ""
+    lines = [f"locked {key.describe()} for transaction {ctx.args.txn} (lease {manager.ref_for(key)}{only})"
              for key in keys]
-    ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl},
-             "\n".join(lines))
+    ctx.emit({"locks": _locks_json(manager, keys), "txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl,
+              "members": list(members) if members else None}, "\n".join(lines))
     # Checked once the locks are held, so owners locked by this same command count as locked.
     for warning in acquire_warnings(ctx.api, manager, items, retry_hint=_acquire_hint(ctx),
                                     configurations=ctx.args.webhook_configuration):
@@ -384,6 +420,7 @@ def _acquire_hint(ctx: _Context) -> str:
     """The command that locks one more object (``{target}``) the way this one locked these."""
     # Whole seconds: the Lease holds them (fractions round up), and `:g` could print 1e+06.
     flags = ctx.flags("kubeconfig", "context", "lock-namespace", "profile")
+    flags += [f"--member={m}" for m in ctx.args.member] + ["--members-only"] * ctx.args.members_only
     return " ".join([ctx.prog, "acquire", "{target}", *flags, "--txn", ctx.args.txn,
                      "--ttl", f"{math.ceil(ctx.args.ttl)}s"])
 
@@ -422,9 +459,20 @@ def _cmd_status(ctx: _Context) -> int:
     data = lock_json(state, utcnow(), ctx.settings.clock_skew_seconds)
     data["locked"] = data["live"]
     verdict = "locked" if data["live"] else "not locked (expired lease)"
+    bound = f", members {_members_text(state)}" if state.members is not None else ""
     ctx.emit(data, f"{key.describe()} is {verdict} by transaction {state.holder} "
-                   f"(principal {state.principal or '?'}, lease {ref}, "
+                   f"(principal {state.principal or '?'}{bound}, lease {ref}, "
                    f"{data['secondsLeft']:.0f}s left)")
+    return EXIT_OK
+
+
+def _cmd_members(ctx: _Context) -> int:
+    key, manager, ref = ctx.target()
+    if not ctx.args.member:
+        raise UsageError(f"members {ctx.args.change} needs at least one --member")
+    members = manager.change_members(ref, ctx.args.txn, **{ctx.args.change: ctx.args.member})
+    ctx.emit({"lease": _lease_json(ref), "txn": ctx.args.txn, "members": list(members.specs())},
+             f"members of the lock on {key.describe()} (transaction {ctx.args.txn}): {', '.join(members.specs())}")
     return EXIT_OK
 
 
@@ -432,9 +480,9 @@ def _cmd_list(ctx: _Context) -> int:
     states = ctx.manager().list_locks(ctx.args.txn, namespace=ctx.args.namespace)
     now = utcnow()
     items = [lock_json(s, now, ctx.settings.clock_skew_seconds) for s in states]
-    rows = [["NAMESPACE", "LEASE", "TXN", "PRINCIPAL", "RESOURCE", "LEFT"]] + [
-        [i["lease"]["namespace"], i["lease"]["name"], i["txn"], i["principal"], i["resource"],
-         f"{i['secondsLeft']:.0f}s" if i["live"] else "expired"] for i in items
+    rows = [["NAMESPACE", "LEASE", "TXN", "PRINCIPAL", "MEMBERS", "RESOURCE", "LEFT"]] + [
+        [i["lease"]["namespace"], i["lease"]["name"], i["txn"], i["principal"], _members_text(s), i["resource"],
+         f"{i['secondsLeft']:.0f}s" if i["live"] else "expired"] for s, i in zip(states, items)
     ]
     ctx.emit({"items": items}, _table(rows) if items else "no locks")
     return EXIT_OK
@@ -535,6 +583,7 @@ _COMMANDS: dict[str, Callable[[_Context], int]] = {
     "force-release": _cmd_force_release,
     "audit": _cmd_audit,
     "prune": _cmd_prune,
+    "members": _cmd_members,
     "apply": _cmd_apply,
     "delete": _cmd_delete,
     "edit": _cmd_edit,
