@@ -283,8 +283,13 @@ def trusts_cache(request: AdmissionRequest, cached: LeaseLookupResult, policy: D
     the API server. A cache that does not (a Lease too new for the watch, or
     one released since), a create (no marker to compare yet), a ``scale``
     (a Scale has no labels) and a write that changes the marker are read
-    fresh. Profiles that do not fence keep the cache.
+    fresh. So is every write of an identity-bound lock's object: the marker
+    says nothing about its members, and a member removed must be refused
+    from the instant the change returns (one GET per such write; other
+    objects keep the cache). Profiles that do not fence keep the cache.
     """
+    if isinstance(cached, LeaseState) and cached.identity_bound:
+        return False
     if not policy.lock.lock_profile.fences:
         return True
     if request.operation == "CREATE" or request.sub_resource == "scale":

@@ -27,12 +27,14 @@ from lockcore.naming import LeaseRef, ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import WebhookFactory
 from tests.support.cli import plugin_env
+from tests.support.writer import second_user
 from tools.localcluster import LocalCluster
 from tools.localwebhook import RunningWebhook, as_body, grant_edit, guard, register_webhook
 
 pytestmark = pytest.mark.integration
 TXN = "leasegate.io/transaction"
 Write = Callable[[], Any]
+ROUNDS = 300
 
 
 def impersonating(cluster: LocalCluster, user: str, group: str = "") -> client.ApiClient:
@@ -230,3 +232,26 @@ def test_require_members_refuses_locks_without_members_at_acquire(
         "cfg", requiring, {"metadata": {"annotations": {TXN: "t1"}}}, _preload_content=False))
     alice.release(ref, "t1")
     assert LeaseManager(api_client("admin")).get_lock(LeaseRef(requiring, ref.name)) is None
+
+
+def test_a_membership_change_binds_from_the_instant_it_returns(
+        locked_ns: str, api_client: ApiClientFactory, cluster: LocalCluster) -> None:
+    """The shipped webhook (cached lookups) reads an identity-bound lock's Lease fresh: no stale members.
+
+    bob's write comes from another process the instant the change returns; the
+    object carries the holder's annotation, which bob's patch carries over
+    (proof for a member, nothing for anyone else).
+    """
+    ns = locked_ns
+    client.CoreV1Api(api_client("admin")).create_namespaced_config_map(
+        ns, as_body({"metadata": {"name": "cfg", "annotations": {TXN: "t1"}}}), _preload_content=False)
+    alice = LeaseManager(api_client("alice"))
+    ref = alice.acquire(ResourceKey("", "ConfigMap", ns, "cfg"), "t1", 600, members=[])
+    refused_as_member, admitted_after_removal = 0, 0
+    with second_user(cluster.kubeconfig_for("bob"), ns) as bob:
+        for _ in range(ROUNDS):
+            alice.change_members(ref, "t1", add=["user:bob"])
+            refused_as_member += bob.write("patch", "cfg") != 200
+            alice.change_members(ref, "t1", remove=["user:bob"])
+            admitted_after_removal += bob.write("patch", "cfg") != 403
+    assert (refused_as_member, admitted_after_removal) == (0, 0)

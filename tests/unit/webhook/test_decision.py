@@ -535,6 +535,8 @@ CACHE_CASES = [
     ("scale: a Scale has no labels", req(sub="scale", marker=None), HELD, False),
     ("update changing the marker", req(new_marker=None), HELD, False),
     ("stamp", req(marker=None, new_marker="t1"), HELD, False),
+    ("identity-bound: members may have changed since", req(), BOUND, False),
+    ("identity-bound, unmarked object", req(marker=None), BOUND, False),
 ]
 
 
@@ -543,8 +545,9 @@ CACHE_CASES = [
 def test_cache_decides_only_where_it_agrees_with_the_marker(request_: AdmissionRequest, cached: LeaseLookupResult,
                                                            trusted: bool) -> None:
     assert trusts_cache(request_, cached, SETTINGS.policy, NOW) is trusted
-    # A profile without markers keeps the cache as it is.
-    assert trusts_cache(request_, cached, JANUS.policy, NOW)
+    # A profile without markers keeps the cache as it is (its Leases have no members).
+    bound = isinstance(cached, LeaseState) and cached.identity_bound
+    assert trusts_cache(request_, cached, JANUS.policy, NOW) is not bound
 
 
 # -- property: an identity-bound lock admits no other identity ------------------------
