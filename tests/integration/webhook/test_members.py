@@ -26,7 +26,7 @@ from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
 from lockcore.naming import LeaseRef, ResourceKey
 from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.integration.webhook.conftest import WebhookFactory
-from tests.support.cli import plugin_env
+from tests.support.cli import lockcore, plugin_env
 from tests.support.writer import second_user
 from tools.localcluster import LocalCluster
 from tools.localwebhook import RunningWebhook, as_body, grant_edit, guard, register_webhook
@@ -218,13 +218,16 @@ def requiring(namespace: str, api_client: ApiClientFactory, webhook_factory: Web
 
 
 def test_require_members_refuses_locks_without_members_at_acquire(
-        requiring: str, api_client: ApiClientFactory) -> None:
+        requiring: str, api_client: ApiClientFactory, cluster: LocalCluster) -> None:
     alice = LeaseManager(api_client("alice"))
     key = ResourceKey("", "ConfigMap", requiring, "cfg")
     with pytest.raises(LeaseOpError) as refusal:
         alice.acquire(key, "t1", 600)
     assert refusal.value.status == 403
     assert "requires identity-bound locks" in json.loads(refusal.value.cause.body)["message"]  # type: ignore[attr-defined]
+    cli = lockcore(cluster, "acquire", "cm/cfg", "-n", requiring, "--txn", "t1", "--ttl", "5m", user="alice")
+    assert cli.returncode == 1 and cli.stderr.startswith("error: admission webhook"), cli.stderr
+    assert "requires identity-bound locks" in cli.stderr and cli.stderr.count("\n") == 1, cli.stderr
     assert alice.get_lock(alice.ref_for(key)) is None, "nothing was created"
     ref = alice.acquire(key, "t1", 600, members=["group:sre"])
     assert alice.get_lock(ref).members == Members(users=("alice",), groups=("sre",))  # type: ignore[union-attr]
