@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,19 +12,24 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from lockcore.lease import LeaseState, lease_body
+from lockcore.manager import LeaseManager
 from lockcore.members import MAX_MEMBERS, MAX_NAME, MEMBERS_ANNOTATION, Members, MembersError, parse_spec
 from lockcore.naming import ResourceKey
 from lockcore.profiles import Profile
+from lockcore.settings import LockSettings
 
+# spec, what it parses to, how it is shown back (a service account's username as sa:NS:NAME)
 SPECS = [
-    ("user:alice", ("user", "alice")),
-    ("user:alice@example.com", ("user", "alice@example.com")),
-    ("user:https://issuer.example#1234", ("user", "https://issuer.example#1234")),
-    ("user:system:serviceaccount:shop:ci", ("user", "system:serviceaccount:shop:ci")),
-    ("group:sre", ("group", "sre")),
-    ("group:system:serviceaccounts:shop", ("group", "system:serviceaccounts:shop")),
-    ("sa:shop:deployer", ("user", "system:serviceaccount:shop:deployer")),
-    ("sa:shop:a.b-c", ("user", "system:serviceaccount:shop:a.b-c")),
+    ("user:alice", ("user", "alice"), "user:alice"),
+    ("user:alice@example.com", ("user", "alice@example.com"), "user:alice@example.com"),
+    ("user:https://issuer.example#1234", ("user", "https://issuer.example#1234"), "user:https://issuer.example#1234"),
+    ("user:system:serviceaccount:shop:ci", ("user", "system:serviceaccount:shop:ci"), "sa:shop:ci"),
+    ("user:system:serviceaccount:shop:Not_A_Name", ("user", "system:serviceaccount:shop:Not_A_Name"),
+     "user:system:serviceaccount:shop:Not_A_Name"),
+    ("group:sre", ("group", "sre"), "group:sre"),
+    ("group:system:serviceaccounts:shop", ("group", "system:serviceaccounts:shop"), "group:system:serviceaccounts:shop"),
+    ("sa:shop:deployer", ("user", "system:serviceaccount:shop:deployer"), "sa:shop:deployer"),
+    ("sa:shop:a.b-c", ("user", "system:serviceaccount:shop:a.b-c"), "sa:shop:a.b-c"),
 ]
 BAD_SPECS = [
     ("alice", "expected user:NAME"),
@@ -55,11 +61,11 @@ BAD_ANNOTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "parsed"), SPECS, ids=[s for s, _ in SPECS])
-def test_specs(spec: str, parsed: tuple[str, str]) -> None:
+@pytest.mark.parametrize(("spec", "parsed", "shown"), SPECS, ids=[s for s, _, _ in SPECS])
+def test_specs(spec: str, parsed: tuple[str, str], shown: str) -> None:
     assert parse_spec(spec) == parsed
-    assert Members.of([spec]).specs() == (spec if not spec.startswith("user:system:serviceaccount:")
-                                          else "sa:shop:ci",)
+    assert Members.of([spec]).specs() == (shown,)
+    assert Members.of([shown]) == Members.of([spec])
 
 
 @pytest.mark.parametrize(("spec", "why"), BAD_SPECS, ids=[s[:30] for s, _ in BAD_SPECS])
@@ -181,3 +187,24 @@ def test_garbage_specs_never_crash_only_members_error(specs: list[str]) -> None:
         Members.of(specs)
     except MembersError:
         pass
+
+
+class _NoCalls:
+    """An API client that must never be used: members are judged before any call."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the API client was used ({name})")
+
+
+@pytest.mark.parametrize(("profile", "members", "why"), [
+    (Profile.LEASEGATE, ["alice"], "expected user:NAME"),
+    (Profile.LEASEGATE, ["sa:shop"], "sa:NAMESPACE:NAME"),
+    (Profile.JANUS, ["user:alice"], "the janus profile's Leases have no members"),
+])
+def test_acquire_refuses_bad_members_before_any_api_call(profile: Profile, members: list[str], why: str) -> None:
+    manager = LeaseManager(_NoCalls(), LockSettings(profile=profile), principal="alice")
+    key = ResourceKey("", "ConfigMap", "shop", "cfg")
+    with pytest.raises(MembersError, match=why):
+        manager.acquire(key, "t1", 60, members=members)
+    with pytest.raises(MembersError, match=why):
+        manager.change_members(manager.ref_for(key), "t1", add=members)
