@@ -41,7 +41,6 @@ from bench.servers import (
     chart_settings,
     start_baseline,
     start_leasegate,
-    wait_workers,
     workers_rss,
 )
 from bench.stats import ratio
@@ -116,7 +115,7 @@ class Bench:
         else:
             server = start_leasegate(self.workdir, self.cluster.kubeconfig, key, self.chart, **overrides)
         try:
-            wait_workers(server, int(self.chart.get("workers", "2")))
+            server.wait_workers(int(self.chart.get("workers", "2")))
             yield server
         finally:
             server.stop()

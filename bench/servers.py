@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +59,6 @@ def start_baseline(workdir: Path, key: str, settings: dict[str, str], *,
     """
     return start_webhook(workdir, None, key, command=[sys.executable, "-m", "bench.baseline"],
                          extra_env={"BENCH_BASELINE_COUNT": "1"} if count else None, **settings)
-
-
-def wait_workers(running: RunningWebhook, count: int, timeout: float = 20.0) -> list[int]:
-    """Wait until the gunicorn master has ``count`` workers; returns their pids."""
-    deadline = time.monotonic() + timeout
-    pids = running.worker_pids()
-    while len(pids) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-        pids = running.worker_pids()
-    return pids
 
 
 def rss_mb(pid: int) -> float:

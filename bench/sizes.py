@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.kube import admin_client
 from bench.reviews import create_objects, review
-from bench.servers import chart_settings, start_baseline, start_leasegate, wait_workers
+from bench.servers import chart_settings, start_baseline, start_leasegate
 from bench.stats import percentile
 from lockcore.settings import LockSettings
 from tools.localcluster import running
@@ -35,7 +35,7 @@ REQUESTS, WARMUP = 300, 50
 
 
 def _measure(server: RunningWebhook, body: bytes) -> dict[str, float]:
-    (worker,) = wait_workers(server, 1)
+    (worker,) = server.wait_workers(1)
     conn = http.client.HTTPSConnection("127.0.0.1", server.port,
                                        context=ssl.create_default_context(cafile=str(server.ca_file)))
     latencies: list[float] = []

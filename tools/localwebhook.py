@@ -122,6 +122,16 @@ class RunningWebhook:
                 continue
         return sorted(pids)
 
+    def wait_workers(self, count: int, timeout: float = 20.0) -> list[int]:
+        """Wait until the gunicorn master has ``count`` workers (the last may still boot when
+        the first answers); returns their pids, or what there is at the timeout."""
+        deadline = time.monotonic() + timeout
+        pids = self.worker_pids()
+        while len(pids) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = self.worker_pids()
+        return pids
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import ApiClientFactory, KubectlRunner
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 
 

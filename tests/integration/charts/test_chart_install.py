@@ -28,8 +28,8 @@ from cryptography import x509
 from kubernetes import client
 
 from lockcore.naming import LeaseRef
-from tests.conftest import KubectlRunner
-from tests.unit.charts.helm import CHART, helm, value_args
+from tests.support.cluster import KubectlRunner
+from tests.support.helm import CHART, SCOPE_LABEL, helm, value_args
 from tools.localcluster import LocalCluster
 from webhook.audit import EventRecorder
 from webhook.decision import Reason, Verdict
@@ -39,7 +39,6 @@ from webhook.settings import EnforcementMode
 
 pytestmark = pytest.mark.integration
 
-LABEL = "leasegate-chart-test"
 SCOPED_WEBHOOK_RESOURCES = [
     {"apiGroups": [""], "resources": ["configmaps", "secrets"]},
     {"apiGroups": ["apps"], "resources": ["deployments"]},
@@ -80,7 +79,7 @@ class Release:
 
     def values(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {
-            "webhook": {"namespaceSelector": {"matchLabels": {LABEL: self.scope}},
+            "webhook": {"namespaceSelector": {"matchLabels": {SCOPE_LABEL: self.scope}},
                         "resources": SCOPED_WEBHOOK_RESOURCES},
             "metrics": {"dashboard": {"enabled": True}},
             # Optional objects on, so the API server's own validation sees them too.
@@ -268,12 +267,12 @@ def labelled(kubectl: KubectlRunner, release: Release, namespace: str) -> Iterat
     kubectl("create", "namespace", release.namespace)
     targets = [namespace, "kube-system", release.namespace]
     for ns in targets:
-        kubectl("label", "namespace", ns, f"{LABEL}={release.scope}", "--overwrite")
+        kubectl("label", "namespace", ns, f"{SCOPE_LABEL}={release.scope}", "--overwrite")
     try:
         yield targets
     finally:
         for ns in targets:
-            kubectl("label", "namespace", ns, f"{LABEL}-", check=False)
+            kubectl("label", "namespace", ns, f"{SCOPE_LABEL}-", check=False)
 
 
 def test_failure_policy_fail_refuses_and_ignore_allows(

@@ -40,9 +40,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client
 
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.charts.test_chart_install import LABEL
-from tests.unit.charts.helm import CHART, helm, value_args
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.helm import CHART, SCOPE_LABEL, helm, value_args
 from tools.localcluster import LocalCluster, free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -275,7 +274,7 @@ def test_entrypoint_serves_admission_reviews_as_the_charts_service_account(
 
     # The chart, installed for its ServiceAccount and RBAC (its webhook scoped to a label nobody has).
     release, release_ns = f"img{uuid.uuid4().hex[:5]}", f"lg-img-{uuid.uuid4().hex[:5]}"
-    values = {"webhook": {"namespaceSelector": {"matchLabels": {LABEL: f"none-{release}"}}}}
+    values = {"webhook": {"namespaceSelector": {"matchLabels": {SCOPE_LABEL: f"none-{release}"}}}}
     helm("install", release, str(CHART), "-n", release_ns, "--create-namespace",
          *value_args(values, tmp_dir=tmp_path), kubeconfig=cluster.kubeconfig, timeout=60)
     process: subprocess.Popen[bytes] | None = None

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.lockcore.conftest import grant_leases
 from tests.support.cli import lockcore, plugin_env
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.locking import grant_leases
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from lockcore.audit import BlockedWrite, event_body
-from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.support.cli import VENV_BIN, lockcore, plugin_env
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import pytest
 from kubernetes import client
 
 from lockcore.kube import LOCKED_LABEL
-from tests.conftest import ApiClientFactory, KubectlRunner
 from tests.support.cli import lockcore, plugin_env
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from lockcore.lease import format_micro_time
 from lockcore.manager import LeaseManager
 from lockcore.naming import ResourceKey
 from lockcore.settings import Profile
-from tests.conftest import ApiClientFactory
+from tests.support.cluster import ApiClientFactory
 
 pytestmark = pytest.mark.integration
 

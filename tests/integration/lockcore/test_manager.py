@@ -16,12 +16,8 @@ from lockcore.lease import PRINCIPAL_ANNOTATION, LeaseState
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey
 from lockcore.settings import LockSettings
-from tests.conftest import ApiClientFactory
-from tests.integration.lockcore.conftest import (
-    CountingApiClient,
-    CountingFactory,
-    grant_leases,
-)
+from tests.support.cluster import ApiClientFactory
+from tests.support.locking import CountingApiClient, CountingFactory, grant_leases
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,8 @@ from kubernetes import client
 
 from lockcore.cli import main
 from lockcore.members import Members
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import locked_ns, shipped_webhook, webhook_factory  # noqa: F401
 from tests.support.cli import lockcore
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration

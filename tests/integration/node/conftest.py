@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.unit.charts.helm import helm
+from tests.support.helm import helm
 from tools.localcluster import BIN_DIR
 from tools.node.cluster import LocalNode
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.node.conftest import NodeKubectl
-from tests.unit.charts.helm import template
+from tests.support.helm import template
 from tools.node.cluster import NODE_NAME
 from tools.node.image import WEBHOOK_IMAGE
 

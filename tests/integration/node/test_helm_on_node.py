@@ -30,7 +30,7 @@ from lockcore.settings import LockSettings
 from tests.integration.node.conftest import NodeApi, NodeHelm, NodeKubectl
 from tests.integration.node.netcheck import assert_host_untouched, assert_node_has_no_way_out, assert_pod_has_no_way_out
 from tests.integration.node.traffic import DENIED, FAILED_CALL, TXN_ANNOTATION, Traffic
-from tests.unit.charts.helm import CHART
+from tests.support.helm import CHART
 from tools.localwebhook import as_body, grant_edit
 from tools.node import host
 from tools.node.cluster import NODE_NAME, LocalNode

@@ -21,8 +21,8 @@ import pytest
 from lockcore.errors import AlreadyLockedError
 from lockcore.lease import utcnow
 from lockcore.settings import LockSettings
-from tests.integration.reliability.conftest import Figures
 from tests.support.contention import key_for, manager_for
+from tests.support.figures import Figures
 from tools.localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -28,8 +28,8 @@ import pytest
 import requests
 
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory
 from tests.support.admission import assert_well_formed, body
+from tests.support.cluster import ApiClientFactory
 from tests.support.delayproxy import DelayingProxy
 from tests.support.figures import Figures
 from tools.localcluster import LocalCluster

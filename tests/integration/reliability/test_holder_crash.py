@@ -19,8 +19,8 @@ import pytest
 
 from lockcore.errors import AlreadyLockedError
 from lockcore.settings import LockSettings
-from tests.integration.reliability.conftest import Figures
 from tests.support.contention import hold_and_wait, key_for, manager_for
+from tests.support.figures import Figures
 from tools.localcluster import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.stress]

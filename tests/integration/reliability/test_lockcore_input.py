@@ -18,9 +18,9 @@ from lockcore.errors import LeaseOpError
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, validate_txn
 from lockcore.settings import LockSettings
-from tests.conftest import KubectlRunner
-from tests.integration.lockcore.conftest import CountingApiClient, CountingFactory
+from tests.support.cluster import KubectlRunner
 from tests.support.figures import Figures
+from tests.support.locking import CountingApiClient, CountingFactory
 
 pytestmark = pytest.mark.integration
 

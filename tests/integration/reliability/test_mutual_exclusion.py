@@ -19,11 +19,12 @@ import time
 
 import pytest
 
-from tests.conftest import ApiClientFactory
-from tests.integration.reliability.conftest import Figures, stress_seconds
+from tests.support.cluster import ApiClientFactory
 from tests.support.contention import ContenderLog, ContenderSpec, contend
+from tests.support.figures import Figures
 from tests.support.intervals import overlaps
 from tests.support.leasewatch import LeaseWatcher
+from tests.support.reliability import stress_seconds
 from tools.localcluster import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.stress]

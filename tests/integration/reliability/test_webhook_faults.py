@@ -20,16 +20,11 @@ import pytest
 from kubernetes import config
 
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory
-from tests.integration.webhook.conftest import (
-    RunningWebhook,
-    lock,
-    start_webhook,
-    wait_for,
-)
+from tests.support.cluster import ApiClientFactory
 from tests.support.figures import Figures
 from tests.support.load import Target, run_load
 from tools.localcluster import LocalCluster
+from tools.localwebhook import RunningWebhook, lock, start_webhook, wait_for
 from webhook.certs import generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.stress]

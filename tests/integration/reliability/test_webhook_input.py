@@ -21,17 +21,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory
-from tests.integration.reliability.conftest import REL_KEY
-from tests.integration.webhook.conftest import (
-    RunningWebhook,
-    grant_edit,
-    guard,
-    lock,
-    register_webhook,
-)
 from tests.support.admission import TXN_ANNOTATION, assert_well_formed, body, review
+from tests.support.cluster import ApiClientFactory
 from tests.support.figures import Figures
+from tests.support.reliability import REL_KEY
+from tools.localwebhook import RunningWebhook, grant_edit, guard, lock, register_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +60,8 @@ BAD = [
 
 def test_bad_requests_get_clear_4xx_and_workers_keep_serving(rel_webhook: RunningWebhook,
                                                               figures: Figures) -> None:
-    workers = rel_webhook.worker_pids()
+    # Both workers up (on a loaded machine the second may still be booting when the first answers).
+    workers = rel_webhook.wait_workers(2)
     assert len(workers) == 2
     for label, payload, content_type, status, fragment in BAD:
         resp = rel_webhook.post(payload, content_type)

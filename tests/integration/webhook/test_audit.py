@@ -13,10 +13,10 @@ from kubernetes import client
 
 from lockcore.audit import EVENT_REASON, BlockedWrite
 from lockcore.naming import LeaseRef, ResourceKey
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import RunningWebhook, lock, wait_for
 from tests.support.cli import lockcore
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
+from tools.localwebhook import RunningWebhook, lock, wait_for
 from webhook.audit import EventRecorder
 from webhook.decision import Reason, Verdict
 from webhook.kube import KubeHttp

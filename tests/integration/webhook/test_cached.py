@@ -15,16 +15,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory
-from tests.integration.webhook.conftest import (
-    RunningWebhook,
-    WebhookFactory,
-    grant_edit,
-    guard,
-    lock,
-    unlock,
-    wait_for,
-)
+from tests.support.cluster import ApiClientFactory
+from tests.support.webhooks import WebhookFactory
+from tools.localwebhook import RunningWebhook, grant_edit, guard, lock, unlock, wait_for
 
 pytestmark = pytest.mark.integration
 

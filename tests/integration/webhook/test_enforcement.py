@@ -17,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from lockcore.kube import LOCKED_LABEL
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import WebhookFactory
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.webhooks import WebhookFactory
 from tools.localwebhook import (
     OBJECT_SELECT_LABEL,
     RunningWebhook,

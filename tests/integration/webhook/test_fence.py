@@ -22,8 +22,8 @@ from lockcore.holding import hold
 from lockcore.kube import LOCKED_LABEL
 from lockcore.manager import LeaseManager
 from lockcore.naming import ResourceKey
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import WebhookFactory
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.webhooks import WebhookFactory
 from tests.support.writer import Writer, second_user
 from tools.localcluster import LocalCluster
 from tools.localwebhook import as_body, grant_edit, guard, register_webhook

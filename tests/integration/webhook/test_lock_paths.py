@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from lockcore.kube import LOCKED_LABEL
 from lockcore.manager import LeaseManager
 from lockcore.naming import LeaseRef, ResourceKey
-from tests.conftest import ApiClientFactory, KubectlRunner
+from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster, running
 from tools.localwebhook import (
     RunningWebhook,

@@ -24,9 +24,9 @@ from lockcore.errors import LeaseOpError
 from lockcore.manager import LeaseManager
 from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
 from lockcore.naming import LeaseRef, ResourceKey
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import WebhookFactory
 from tests.support.cli import lockcore, plugin_env
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.webhooks import WebhookFactory
 from tests.support.writer import second_user
 from tools.localcluster import LocalCluster
 from tools.localwebhook import RunningWebhook, as_body, grant_edit, guard, register_webhook

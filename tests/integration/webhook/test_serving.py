@@ -15,18 +15,11 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import ApiClientFactory, KubectlRunner
-from tests.integration.webhook.conftest import (
-    RunningWebhook,
-    WebhookFactory,
-    grant_edit,
-    guard,
-    register_webhook,
-    wait_for,
-)
 from tests.support.admission import review as sample_review
+from tests.support.cluster import ApiClientFactory, KubectlRunner
+from tests.support.webhooks import WebhookFactory
 from tools.localcluster import LocalCluster, free_port
-from tools.localwebhook import minor_page_faults
+from tools.localwebhook import RunningWebhook, grant_edit, guard, minor_page_faults, register_webhook, wait_for
 from webhook.certs import generate
 
 pytestmark = pytest.mark.integration

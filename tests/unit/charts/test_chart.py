@@ -18,10 +18,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
+from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
 from webhook.registration import DEFAULT_RESOURCES, skip_identities, webhook_configuration
 from webhook.settings import WebhookSettings
-
-from .helm import CHART, by_kind, container_env, lint, one, template, template_error
 
 # Every documented option, as a values overlay (name -> values).
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -104,7 +103,7 @@ def test_template_renders_expected_kinds(option: str) -> None:
 
 
 def test_chart_requires_kubernetes_with_match_conditions() -> None:
-    from .helm import helm
+    from tests.support.helm import helm
 
     result = helm("template", "lg", str(CHART), "--kube-version", "1.29.0", check=False)
     assert result.returncode != 0 and "kubeVersion" in result.stderr, result.stderr
@@ -462,7 +461,7 @@ def test_grafana_dashboard() -> None:
 
 
 def test_notes_tell_how_to_lock_and_see_it_enforced() -> None:
-    from .helm import helm
+    from tests.support.helm import helm
 
     out = helm("install", "lg", str(CHART), "-n", "leasegate-system", "--dry-run=client").stdout
     notes = out.split("NOTES:", 1)[1]

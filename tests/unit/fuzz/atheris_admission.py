@@ -19,7 +19,7 @@ with atheris.instrument_imports():
     import webhook.review  # noqa: F401 - instrumented for coverage feedback
 
 from tests.support.admission import body  # noqa: E402
-from tests.unit.fuzz.harness import LOOKUPS, Harness  # noqa: E402
+from tests.support.fuzzing import LOOKUPS, Harness
 
 CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", None]
 LOOKUP_NAMES = sorted(LOOKUPS)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.support.admission import TXN_ANNOTATION, review
 from tests.support.figures import Figures
-from tests.unit.fuzz.harness import LOOKUPS, MAX_BODY, Harness, to_body
+from tests.support.fuzzing import LOOKUPS, MAX_BODY, Harness, to_body
 
 HARNESS = Harness()
 FUZZ = settings(max_examples=3500, suppress_health_check=list(HealthCheck),

@@ -15,9 +15,12 @@ import yaml
 
 from tools.localcluster import BIN_DIR
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "leasegate"
 HELM = BIN_DIR / "helm"
+# Namespaces a test installs the chart for carry this label (value: the install's scope), so a
+# release's cluster-wide webhooks never judge another test's objects.
+SCOPE_LABEL = "leasegate-chart-test"
 
 Manifest = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""Fixtures for lockcore against the real API server: clients that count HTTP calls.
+"""Fixtures for lockcore against the real API server: clients that count HTTP calls (a plugin).
 
 :class:`CountingApiClient` is the official ApiClient; it only records each
 ``call_api`` (one per HTTP request) before doing it, so counts are of real calls.
@@ -15,7 +15,7 @@ from kubernetes import client, config
 
 from lockcore.manager import LeaseManager
 from lockcore.settings import LockSettings
-from tests.conftest import ApiClientFactory
+from tests.support.cluster import ApiClientFactory
 from tools.localcluster import LocalCluster
 
 

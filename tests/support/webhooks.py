@@ -1,7 +1,7 @@
-"""Fixtures that run the real webhook against the session's kube-apiserver.
+"""Fixtures that run the real webhook against the session's kube-apiserver (a plugin).
 
 The helpers live in tools/localwebhook.py (shared with the benchmark and the
-demo) and are re-exported here for the tests:
+demo); tests import them from there:
 
 * ``webhook_factory(key, **settings)`` starts (once per key) a webhook process;
 * ``deny_webhook`` is the deterministic webhook under test (consistent
@@ -20,21 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ApiClientFactory
+from tests.support.cluster import ApiClientFactory
 from tools.localcluster import LocalCluster
-from tools.localwebhook import (  # noqa: F401 - re-exported for the tests
-    OBJECT_SELECT_LABEL,
-    SELECT_LABEL,
-    RunningWebhook,
-    ensure_namespace,
-    grant_edit,
-    guard,
-    lock,
-    register_webhook,
-    start_webhook,
-    unlock,
-    wait_for,
-)
+from tools.localwebhook import RunningWebhook, grant_edit, guard, register_webhook, start_webhook
 
 WebhookFactory = Callable[..., RunningWebhook]
 

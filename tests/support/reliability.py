@@ -1,8 +1,7 @@
-"""Fixtures for the reliability suite: figures for the report, a cluster to break.
+"""Fixtures for the reliability suite (a plugin): a cluster to break, the webhook under abuse.
 
-* ``figures``: tests record what they measured (load held, faults survived,
-  inputs tried); the lines are printed in pytest's terminal summary so CI logs
-  carry the numbers docs/RELIABILITY.md quotes.
+Figures for the report are tests/support/figures.py.
+
 * ``fragile_cluster``: a second, dedicated control plane for the tests that
   stop the kube-apiserver, so the session ``cluster`` is never disturbed.
 """
@@ -16,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.integration.lockcore.conftest import counting_client  # noqa: F401 - re-exported fixture
-from tests.support.figures import Figures, figures, pytest_terminal_summary  # noqa: F401 - fixture, hook
+from tests.support.webhooks import WebhookFactory
 from tools.localcluster import LocalCluster, running
+from tools.localwebhook import RunningWebhook
 
 
 def stress_seconds(default: float) -> float:
@@ -42,18 +41,11 @@ def fragile_namespace(fragile_cluster: LocalCluster) -> Iterator[str]:
     api.close()
 
 
-# The webhook helpers' fixtures, reused (never copied): imported into this conftest.
-from tests.integration.webhook.conftest import (  # noqa: E402,F401
-    RunningWebhook,
-    WebhookFactory,
-    webhook_factory,
-)
-
 REL_KEY = "rel"
 
 
 @pytest.fixture(scope="session")
-def rel_webhook(webhook_factory: WebhookFactory) -> RunningWebhook:  # noqa: F811
+def rel_webhook(webhook_factory: WebhookFactory) -> RunningWebhook:
     """The webhook under abuse: deny mode, consistent lookups, a small body cap, 2 workers x 4 threads."""
     return webhook_factory(REL_KEY, lease_lookup="consistent", mode="deny", max_body_bytes=65536,
                            workers=2, threads=4)

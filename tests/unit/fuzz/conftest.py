@@ -1,1 +1,0 @@
-from tests.support.figures import figures, pytest_terminal_summary  # noqa: F401 - fixture, hook
