@@ -32,11 +32,11 @@ from typing import Any
 
 from kubernetes import client
 
+from lockcore.kube import format_time
+
 EVENT_REASON = "WriteBlocked"
 EVENT_COMPONENT = "leasegate-webhook"
 _ANNOTATION_PREFIX = "audit.leasegate.io/"
-# Core v1 Event timestamps are whole seconds (metav1.Time).
-_EVENT_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ class BlockedWrite:
 
 
 def event_time(at: datetime) -> str:
-    """A core v1 Event timestamp (``firstTimestamp``, ``lastTimestamp``)."""
-    return at.strftime(_EVENT_TIME)
+    """A core v1 Event timestamp (``firstTimestamp``, ``lastTimestamp``): whole seconds, metav1.Time."""
+    return format_time(at)
 
 
 def event_body(write: BlockedWrite, *, name: str, namespace: str, at: datetime, api_version: str,

@@ -38,6 +38,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.fence import Fence
+from lockcore.kube import ENV_PREFIX
 from lockcore.lease import lease_body
 from lockcore.naming import ResourceKey, lease_ref
 from lockcore.profiles import LockProfile, Profile
@@ -168,19 +169,11 @@ def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
     port, health_port = free_port(), free_port()
     cert_dir = workdir / f"certs-{key}"
     log_file = workdir / f"webhook-{key}.log"
-    env = {
-        "LEASEGATE_BIND_ADDRESS": "127.0.0.1",
-        "LEASEGATE_PORT": str(port),
-        "LEASEGATE_HEALTH_PORT": str(health_port),
-        "LEASEGATE_CERT_DIR": str(cert_dir),
-        "LEASEGATE_WORKERS": "2",
-        "LEASEGATE_THREADS": "4",
-        "LEASEGATE_EVENT_WINDOW_SECONDS": "60",
-    }
-    if kubeconfig is not None:
-        env["LEASEGATE_KUBECONFIG"] = str(kubeconfig)
-    env.update({f"LEASEGATE_{name.upper()}": str(value) for name, value in settings.items()})
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LEASEGATE_")}
+    given = {"bind_address": "127.0.0.1", "port": port, "health_port": health_port, "cert_dir": cert_dir,
+             "workers": 2, "threads": 4, "event_window_seconds": 60,
+             **({"kubeconfig": kubeconfig} if kubeconfig is not None else {}), **settings}
+    env = {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in given.items()}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     full_env.update(env)
     full_env.update(extra_env or {})
