@@ -229,7 +229,8 @@ class LeaseManager:
         webhook then admits writes of the object only from these users, groups
         and service accounts, the acquiring user always among them. They are
         validated before any API call (:class:`~lockcore.members.MembersError`).
-        Re-acquiring one's own live lock without ``members`` keeps its members.
+        Re-acquiring one's own live lock without ``members`` keeps its members;
+        with members, it must already be identity-bound (members then replace them).
 
         >>> ref = manager.acquire(key, "t42", 30, wait=10)  # doctest: +SKIP
         >>> ref = manager.acquire(key, "t42", 30, members=["group:sre"])  # doctest: +SKIP
@@ -316,9 +317,9 @@ class LeaseManager:
 
         Conditional: one JSON patch that tests the holder and the
         ``resourceVersion`` read (re-read and retried if someone wrote in
-        between). A lock without members becomes identity-bound (its principal
-        and those added). The principal, and the last member, cannot be
-        removed. While the lock is live the webhook lets only a member (or a
+        between). Only an identity-bound lock has members to change (whether
+        a lock is bound is chosen at acquire). The principal, and the last
+        member, cannot be removed. While the lock is live the webhook lets only a member (or a
         lock admin) do this. Raises like :meth:`renew` when ``txn`` does not
         hold the lock, :class:`~lockcore.members.MembersError` for bad specs.
 
@@ -491,6 +492,9 @@ class LeaseManager:
             # a takeover starts a new one.
             ours = mine and self._holder_live(state)
             keep_since = state.acquire_time if ours else None
+            if ours and ask.members is not None and state.members is None:
+                raise MembersError(",".join(ask.members.specs()), f"the lock {ref} is already held by {txn!r} "
+                                   "without members: whether a lock is identity-bound is chosen at its acquire")
             members = ask.members if ask.members is not None or not ours else state.members
             body = _lease_model(self._body(key, ref, txn, seconds, acquire_time=keep_since,
                                            resource_version=state.resource_version, members=members))
@@ -652,7 +656,10 @@ class _Contended(Exception):
 
 def _changed_members(state: LeaseState, add: Members, remove: Members) -> Members:
     """``state``'s members (its principal alone if it has none) with ``add`` and without ``remove``."""
-    base = state.members if state.members is not None else Members().with_user(state.principal)
+    if state.members is None:
+        raise MembersError(",".join(add.specs()), f"the lock {state.namespace}/{state.name} is not identity-bound: "
+                           "whether it is is chosen at acquire (--member, --members-only; members=...)")
+    base = state.members
     if state.principal in remove.users:
         raise MembersError(",".join(remove.specs()), f"the principal {state.principal!r} who acquired the "
                            "lock stays a member (release the lock instead)")

@@ -465,8 +465,8 @@ def _written_members(request: AdmissionRequest, policy: DecisionPolicy, now: dat
     """The members a lock Lease write would store, judged: a refusal, or None if they may be stored.
 
     They must be readable (a typo must not silently lock everybody out); a
-    live identity-bound lock stays identity-bound (its members remove members
-    with ``kubectl lock members remove``, never the whole list); and with
+    live lock stays identity-bound or not, as it was acquired (members change
+    with ``kubectl lock members add|remove``, never the whole list); and with
     ``require_members`` every new lock (create, or takeover) must have some.
     """
     new, stored = request.new_lease, request.old_lease
@@ -480,11 +480,14 @@ def _written_members(request: AdmissionRequest, policy: DecisionPolicy, now: dat
         return replace(refused, message=(
             f"lock lease {ref}: annotation {MEMBERS_ANNOTATION} is not a valid members list (versioned JSON, "
             f"e.g. {Members(users=('alice',), groups=('sre',)).encode()}; docs/lockcore.md)"))
-    if kept and stored is not None and stored.members is not None and new.members is None:
+    if kept and stored is not None and (stored.members is None) != (new.members is None):
+        # Bound or not is fixed for a lock's life: the cache decides writes of unbound locks'
+        # objects, so a lock bound after the fact would bind only once the watch delivered it.
         return replace(refused, message=(
-            f"lock lease {ref} is identity-bound while transaction {new.holder!r} holds it: its members "
-            f"annotation {MEMBERS_ANNOTATION} cannot be removed (`kubectl lock members remove` removes members; "
-            f"release the lock to end it)"))
+            f"lock lease {ref}: whether a lock is identity-bound is chosen when it is acquired and kept while "
+            f"transaction {new.holder!r} holds it, so annotation {MEMBERS_ANNOTATION} cannot be added or removed "
+            f"(`kubectl lock members add|remove` changes an identity-bound lock's members; release and acquire "
+            f"with --member to bind a lock)"))
     if policy.require_members and not kept and new.members is None and policy.lock.lock_profile.records_principal:
         return replace(refused, reason=Reason.MEMBERS_REQUIRED, message=(
             f"this cluster requires identity-bound locks (leasegate require_members): lock lease {ref} for "

@@ -12,7 +12,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from lockcore.lease import LeaseState, lease_body
-from lockcore.manager import LeaseManager
+from lockcore.manager import LeaseManager, _changed_members
 from lockcore.members import MAX_MEMBERS, MAX_NAME, MEMBERS_ANNOTATION, Members, MembersError, parse_spec
 from lockcore.naming import ResourceKey
 from lockcore.profiles import Profile
@@ -208,3 +208,26 @@ def test_acquire_refuses_bad_members_before_any_api_call(profile: Profile, membe
         manager.acquire(key, "t1", 60, members=members)
     with pytest.raises(MembersError, match=why):
         manager.change_members(manager.ref_for(key), "t1", add=members)
+
+
+CHANGES = [
+    # members before (None: not identity-bound), add, remove, after or the error's words
+    (("user:alice",), ("user:bob", "group:sre"), (), ("group:sre", "user:alice", "user:bob")),
+    (("user:alice", "user:bob"), (), ("user:bob", "user:nobody"), ("user:alice",)),
+    (("user:alice", "group:sre"), ("user:bob",), ("group:sre",), ("user:alice", "user:bob")),
+    (None, ("user:bob",), (), "not identity-bound"),
+    (("user:alice",), (), ("user:alice",), "stays a member"),
+    (("group:sre",), (), ("group:sre",), "at least one member"),  # a Lease whose principal is no member
+]
+
+
+@pytest.mark.parametrize(("before", "add", "remove", "after"), CHANGES)
+def test_membership_changes(before: tuple[str, ...] | None, add: tuple[str, ...], remove: tuple[str, ...],
+                            after: tuple[str, ...] | str) -> None:
+    state = LeaseState(holder="t1", renew_time=T0, duration_seconds=60, principal="alice",
+                       members=Members.of(before) if before is not None else None)
+    if isinstance(after, str):
+        with pytest.raises(MembersError, match=after):
+            _changed_members(state, Members.of(add), Members.of(remove))
+    else:
+        assert _changed_members(state, Members.of(add), Members.of(remove)).specs() == after

@@ -301,8 +301,11 @@ CASES = [
     Case("bound Lease: expired one taken over without members", lease_req(user="bob", members=CREW, age=63,
                                                                           new_members=None, holder="t2"),
          ABSENT, True, Reason.EXPIRED),
-    Case("unbound Lease: its principal makes it identity-bound", lease_req(user="alice", new_members=CREW),
-         ABSENT, True, Reason.LEASE_HOLDER),
+    Case("unbound Lease: not even its principal binds it while live", lease_req(user="alice", new_members=CREW),
+         ABSENT, False, Reason.MEMBERS_INVALID),
+    Case("unbound Lease: an expired one taken over with members", lease_req(user="bob", age=63, new_members=CREW,
+                                                                            holder="t2"),
+         ABSENT, True, Reason.EXPIRED),
     Case("unbound Lease: another user makes it identity-bound", lease_req(user="bob", new_members=CREW),
          ABSENT, False, Reason.LEASE_NOT_HOLDER),
     Case("lock Lease created with unreadable members", lease_req("CREATE", user="bob",
@@ -400,7 +403,9 @@ def test_invalid_and_required_members_say_what_to_do() -> None:
     garbage = judge(lease_req("CREATE", user="bob", new_members=Members.unreadable()), ABSENT)
     assert "leasegate.io/members is not a valid members list" in garbage.message
     dropped = judge(lease_req(user="alice", members=CREW, new_members=None), ABSENT)
-    assert "cannot be removed" in dropped.message
+    bound_late = judge(lease_req(user="alice", new_members=CREW), ABSENT)
+    for fixed in (dropped, bound_late):
+        assert "chosen when it is acquired" in fixed.message and "cannot be added or removed" in fixed.message
 
 
 @pytest.mark.parametrize(("mode", "warned"), [(EnforcementMode.WARN, True), (EnforcementMode.DRYRUN, False)])
