@@ -73,6 +73,43 @@ def blocked_writes_on_record(api: client.ApiClient) -> int:
     return sum(event.count or 1 for event in events.items)
 
 
+def lock_story(admin: client.ApiClient) -> None:
+    """The lock story both demos tell, in namespace 'shop' (it exists; alice and bob may edit and lock)."""
+    step("alice and bob share namespace 'shop'; a ConfigMap to protect")
+    sh(f"kubectl create configmap settings -n {NAMESPACE} --from-literal=replicas=3",
+       user="alice", expect_ok=True)
+
+    step(f"alice starts transaction {TXN}: she locks the ConfigMap")
+    sh(f"kubectl lock acquire configmap/settings -n {NAMESPACE} --txn {TXN} --ttl 5m",
+       user="alice", expect_ok=True)
+    sh(f"kubectl lock status configmap/settings -n {NAMESPACE}", user="bob", expect_ok=True)
+    step("The lock marked the object: the API server now calls the webhook for it, and for no other")
+    sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL} -L {LOCKED_LABEL}", user="bob", expect_ok=True)
+
+    step("bob, outside the transaction, tries to change it: refused")
+    sh(f"kubectl annotate configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=False)
+
+    step("bob cannot get in by claiming the transaction on an edit of alice's stamped object either")
+    sh(f"kubectl annotate configmap settings -n {NAMESPACE} leasegate.io/transaction={TXN}",
+       user="alice", expect_ok=True)
+    sh(f"kubectl label configmap settings -n {NAMESPACE} tier=gold", user="bob", expect_ok=False)
+
+    step(f"alice writes as part of {TXN}: allowed")
+    sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} "
+       f"owner=alice leasegate.io/transaction={TXN}", user="alice", expect_ok=True)
+
+    step("The audit trail: who was blocked, and by which lock")
+    # The webhook writes Events off the request path (counts flushed every few
+    # seconds): wait until both of bob's refusals are on record.
+    wait_for(lambda: blocked_writes_on_record(admin) >= 2, timeout=30)
+    sh(f"kubectl lock audit -n {NAMESPACE}", user="admin", expect_ok=True)
+
+    step(f"alice ends {TXN}: the lock is released and bob may write again")
+    sh(f"kubectl lock release configmap/settings -n {NAMESPACE} --txn {TXN}", user="alice", expect_ok=True)
+    sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=True)
+    sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL}", user="bob", expect_ok=True)
+
+
 def main() -> int:
     kubeconfig = Path(os.environ["KUBECONFIG"])
     admin = config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -80,46 +117,14 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="leasegate-demo-"))
 
     step("Start the webhook (gunicorn, TLS) and register it with the API server")
-    webhook: RunningWebhook = start_webhook(workdir, kubeconfig, "demo", lease_lookup="cached")
+    webhook: RunningWebhook = start_webhook(workdir, kubeconfig, "demo")  # default settings
     print(f"  webhook at {webhook.url}, CA {webhook.ca_file}")
     client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": NAMESPACE}}))
     grant_edit(admin, NAMESPACE, locks=True)
     vwc = register_webhook(admin, webhook)
     guard(admin, NAMESPACE, webhook.key)
     try:
-        step("alice and bob share namespace 'shop'; a ConfigMap to protect")
-        sh(f"kubectl create configmap settings -n {NAMESPACE} --from-literal=replicas=3",
-           user="alice", expect_ok=True)
-
-        step(f"alice starts transaction {TXN}: she locks the ConfigMap")
-        sh(f"kubectl lock acquire configmap/settings -n {NAMESPACE} --txn {TXN} --ttl 5m",
-           user="alice", expect_ok=True)
-        sh(f"kubectl lock status configmap/settings -n {NAMESPACE}", user="bob", expect_ok=True)
-        step("The lock marked the object: the API server now calls the webhook for it, and for no other")
-        sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL} -L {LOCKED_LABEL}", user="bob", expect_ok=True)
-
-        step("bob, outside the transaction, tries to change it: refused")
-        sh(f"kubectl annotate configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=False)
-
-        step("bob cannot get in by claiming the transaction on an edit of alice's stamped object either")
-        sh(f"kubectl annotate configmap settings -n {NAMESPACE} leasegate.io/transaction={TXN}",
-           user="alice", expect_ok=True)
-        sh(f"kubectl label configmap settings -n {NAMESPACE} tier=gold", user="bob", expect_ok=False)
-
-        step(f"alice writes as part of {TXN}: allowed")
-        sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} "
-           f"owner=alice leasegate.io/transaction={TXN}", user="alice", expect_ok=True)
-
-        step("The audit trail: who was blocked, and by which lock")
-        # The webhook writes Events off the request path (counts flushed every few
-        # seconds): wait until both of bob's refusals are on record.
-        wait_for(lambda: blocked_writes_on_record(admin) >= 2, timeout=30)
-        sh(f"kubectl lock audit -n {NAMESPACE}", user="admin", expect_ok=True)
-
-        step(f"alice ends {TXN}: the lock is released and bob may write again")
-        sh(f"kubectl lock release configmap/settings -n {NAMESPACE} --txn {TXN}", user="alice", expect_ok=True)
-        sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=True)
-        sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL}", user="bob", expect_ok=True)
+        lock_story(admin)
     finally:
         step("Clean up")
         client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)

@@ -24,13 +24,12 @@ from pathlib import Path
 from kubernetes import client, config
 
 from tools import demo
-from tools.demo import blocked_writes_on_record, sh, step
-from tools.localwebhook import as_body, grant_edit, wait_for
+from tools.demo import lock_story, sh, step
+from tools.localwebhook import as_body, grant_edit
 from tools.node.image import WEBHOOK_IMAGE
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "leasegate"
 NAMESPACE = demo.NAMESPACE
-TXN = demo.TXN
 
 
 def install() -> None:
@@ -43,26 +42,6 @@ def install() -> None:
     sh("kubectl get validatingwebhookconfigurations", user="admin", expect_ok=True)
 
 
-def lock_story(admin: client.ApiClient) -> None:
-    client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": NAMESPACE}}))
-    grant_edit(admin, NAMESPACE, locks=True)
-    step("alice creates a ConfigMap and locks it for transaction t42")
-    sh(f"kubectl create configmap settings -n {NAMESPACE} --from-literal=replicas=3", user="alice", expect_ok=True)
-    sh(f"kubectl lock acquire configmap/settings -n {NAMESPACE} --txn {TXN} --ttl 5m", user="alice",
-       expect_ok=True)
-    step("bob changes it: the API server calls a webhook pod through the Service, which refuses")
-    sh(f"kubectl annotate configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=False)
-    step(f"alice writes as part of {TXN}: allowed")
-    sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} owner=alice "
-       f"leasegate.io/transaction={TXN}", user="alice", expect_ok=True)
-    step("The audit trail, recorded by the pods")
-    wait_for(lambda: blocked_writes_on_record(admin) >= 1, timeout=30)
-    sh(f"kubectl lock audit -n {NAMESPACE}", user="admin", expect_ok=True)
-    step(f"alice ends {TXN}; bob may write again")
-    sh(f"kubectl lock release configmap/settings -n {NAMESPACE} --txn {TXN}", user="alice", expect_ok=True)
-    sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} owner=bob", user="bob", expect_ok=True)
-
-
 def main() -> int:
     admin = config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=os.environ["KUBECONFIG"], context="admin")
@@ -72,6 +51,8 @@ def main() -> int:
         os.environ[var] = str(scratch / var.lower())
     try:
         install()
+        client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": NAMESPACE}}))
+        grant_edit(admin, NAMESPACE, locks=True)
         lock_story(admin)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
