@@ -121,6 +121,32 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
                      ca_pem: bytes | None) -> dict[str, Any]:
     """The gunicorn settings (also what the benchmark reuses)."""
     reloader = ReloadingContext(cert_file, key_file)
+    return {
+        "bind": [f"{settings.bind_address}:{settings.port}"],
+        "workers": settings.workers or 2 * (os.cpu_count() or 1),
+        # gthread, with the handshake and request read off the threads (slowloris).
+        "worker_class": deadline_worker(settings.request_read_timeout_seconds),
+        "threads": settings.threads,
+        "keepalive": settings.keepalive_seconds,
+        "graceful_timeout": int(settings.graceful_timeout_seconds),
+        "timeout": 30,
+        "certfile": cert_file,
+        "keyfile": key_file,
+        "ssl_context": lambda conf, default_factory: reloader.context(),
+        "logconfig_dict": log_config(settings.log_level),
+        "accesslog": None,
+        "logger_class": AccessLogOnDemand,
+        "proc_name": "leasegate-webhook",
+        **_server_hooks(settings, ca_pem),
+        "preload_app": False,  # each worker builds its own clients and cache threads after fork
+        # gunicorn >= 25 opens a management socket in $HOME by default: a needless
+        # control surface in a Pod, and a clash between several local instances.
+        "control_socket_disable": True,
+    }
+
+
+def _server_hooks(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, Callable[..., None]]:
+    """gunicorn's server hooks: probes and the caBundle once ready, gc freeze per worker, dead workers' metrics."""
 
     def when_ready(server: Any) -> None:
         start_health_server(settings)
@@ -138,30 +164,7 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
     def child_exit(server: Any, worker: Any) -> None:
         mark_worker_dead(worker.pid)
 
-    return {
-        "bind": [f"{settings.bind_address}:{settings.port}"],
-        "workers": settings.workers or 2 * (os.cpu_count() or 1),
-        # gthread, with the handshake and request read off the threads (slowloris).
-        "worker_class": deadline_worker(settings.request_read_timeout_seconds),
-        "threads": settings.threads,
-        "keepalive": settings.keepalive_seconds,
-        "graceful_timeout": int(settings.graceful_timeout_seconds),
-        "timeout": 30,
-        "certfile": cert_file,
-        "keyfile": key_file,
-        "ssl_context": lambda conf, default_factory: reloader.context(),
-        "logconfig_dict": log_config(settings.log_level),
-        "accesslog": None,
-        "logger_class": AccessLogOnDemand,
-        "proc_name": "leasegate-webhook",
-        "when_ready": when_ready,
-        "post_worker_init": post_worker_init,
-        "child_exit": child_exit,
-        "preload_app": False,  # each worker builds its own clients and cache threads after fork
-        # gunicorn >= 25 opens a management socket in $HOME by default: a needless
-        # control surface in a Pod, and a clash between several local instances.
-        "control_socket_disable": True,
-    }
+    return {"when_ready": when_ready, "post_worker_init": post_worker_init, "child_exit": child_exit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
