@@ -467,9 +467,9 @@ def _cmd_status(ctx: _Context) -> int:
 
 
 def _cmd_members(ctx: _Context) -> int:
-    key, manager, ref = ctx.target()
     if not ctx.args.member:
         raise UsageError(f"members {ctx.args.change} needs at least one --member")
+    key, manager, ref = ctx.target()
     members = manager.change_members(ref, ctx.args.txn, **{ctx.args.change: ctx.args.member})
     ctx.emit({"lease": _lease_json(ref), "txn": ctx.args.txn, "members": list(members.specs())},
              f"members of the lock on {key.describe()} (transaction {ctx.args.txn}): {', '.join(members.specs())}")
