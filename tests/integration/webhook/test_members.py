@@ -223,7 +223,7 @@ def test_require_members_refuses_locks_without_members_at_acquire(
     key = ResourceKey("", "ConfigMap", requiring, "cfg")
     with pytest.raises(LeaseOpError) as refusal:
         alice.acquire(key, "t1", 600)
-    assert refusal.value.status == 403
+    assert refusal.value.status == 403, getattr(refusal.value.cause, "body", refusal.value.cause)
     assert "requires identity-bound locks" in json.loads(refusal.value.cause.body)["message"]  # type: ignore[attr-defined]
     cli = lockcore(cluster, "acquire", "cm/cfg", "-n", requiring, "--txn", "t1", "--ttl", "5m", user="alice")
     assert cli.returncode == 1 and cli.stderr.startswith("error: admission webhook"), cli.stderr
