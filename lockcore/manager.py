@@ -461,58 +461,54 @@ class LeaseManager:
     # -- the steps ---------------------------------------------------------
 
     def _acquire_once(self, key: ResourceKey, ref: LeaseRef, ask: _Ask) -> LeaseRef:
-        txn, seconds = ask.txn, ask.seconds
+        """Create the Lease; if it exists, renew it (ours) or take it over (expired), conditionally."""
         current: _Seen | None = None
         for _ in range(_MAX_ROUNDS):
             if current is None:
-                body = _lease_model(self._body(key, ref, txn, seconds, members=ask.members))
-                created = self._call(
-                    "creating",
-                    ref,
-                    lambda: self._leases.create_namespaced_lease(
-                        ref.namespace, body, **self._wire
-                    ),
-                    expect=(409,),
-                )
-                if created.ok:
-                    self._remember(ref, created.body)
+                if self._create(key, ref, ask):
                     return ref
                 current = self._read(ref, "getting")
                 if current is None:
                     continue  # released between our create and read: create again
-            state = current.state
-            now = self._clock()
-            mine = state.held_by(txn)
-            if not mine and state.is_live(now, self.settings.clock_skew_seconds):
-                raise AlreadyLockedError(
-                    ref.name, state.holder, namespace=ref.namespace,
-                    expires_in_seconds=self._blocked_for(state),
-                )
-            # Our own live lock keeps its acquireTime (and, unless given, its members);
-            # a takeover starts a new one.
-            ours = mine and self._holder_live(state)
-            keep_since = state.acquire_time if ours else None
-            if ours and ask.members is not None and state.members is None:
-                raise MembersError(",".join(ask.members.specs()), f"the lock {ref} is already held by {txn!r} "
-                                   "without members: whether a lock is identity-bound is chosen at its acquire")
-            members = ask.members if ask.members is not None or not ours else state.members
-            body = _lease_model(self._body(key, ref, txn, seconds, acquire_time=keep_since,
-                                           resource_version=state.resource_version, members=members))
-            replaced = self._call(
-                "renewing" if mine else "taking over",
-                ref,
-                lambda: self._leases.replace_namespaced_lease(
-                    ref.name, ref.namespace, body, **self._wire
-                ),
-                expect=(404, 409),
-            )
-            if replaced.ok:
-                self._remember(ref, replaced.body)
+            if self._replace(key, ref, ask, current.state):
                 return ref
             # Someone wrote in between (409) or deleted it (404): judge what is there now.
             current = self._read(ref, "getting")
         holder = current.state.holder if current is not None else ""
         raise AlreadyLockedError(ref.name, holder, namespace=ref.namespace)
+
+    def _create(self, key: ResourceKey, ref: LeaseRef, ask: _Ask) -> bool:
+        """POST the Lease; False if it exists already (409)."""
+        body = _lease_model(self._body(key, ref, ask.txn, ask.seconds, members=ask.members))
+        created = self._call("creating", ref, lambda: self._leases.create_namespaced_lease(
+            ref.namespace, body, **self._wire), expect=(409,))
+        if created.ok:
+            self._remember(ref, created.body)
+        return created.ok
+
+    def _replace(self, key: ResourceKey, ref: LeaseRef, ask: _Ask, state: LeaseState) -> bool:
+        """Renew our lock or take over an expired one (a PUT on the version read); False on 404/409.
+
+        Raises AlreadyLockedError while another transaction's lock is live.
+        """
+        txn, mine = ask.txn, state.held_by(ask.txn)
+        if not mine and state.is_live(self._clock(), self.settings.clock_skew_seconds):
+            raise AlreadyLockedError(ref.name, state.holder, namespace=ref.namespace,
+                                     expires_in_seconds=self._blocked_for(state))
+        # Our own live lock keeps its acquireTime (and, unless given, its members);
+        # a takeover starts a new one.
+        ours = mine and self._holder_live(state)
+        if ours and ask.members is not None and state.members is None:
+            raise MembersError(",".join(ask.members.specs()), f"the lock {ref} is already held by {txn!r} "
+                               "without members: whether a lock is identity-bound is chosen at its acquire")
+        members = ask.members if ask.members is not None or not ours else state.members
+        body = _lease_model(self._body(key, ref, txn, ask.seconds, acquire_time=state.acquire_time if ours else None,
+                                       resource_version=state.resource_version, members=members))
+        replaced = self._call("renewing" if mine else "taking over", ref, lambda: self._leases.replace_namespaced_lease(
+            ref.name, ref.namespace, body, **self._wire), expect=(404, 409))
+        if replaced.ok:
+            self._remember(ref, replaced.body)
+        return replaced.ok
 
     def _patch_renew(self, lease: LeaseRef, txn: str, seconds: int, renew_time_raw: str) -> _Reply:
         now = self._clock()
