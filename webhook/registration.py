@@ -124,17 +124,8 @@ def webhook_configuration(
     as ``namespace_selector``) scopes the Lease webhook: the chart keeps its
     own namespace, where the Leases of cluster-scoped objects live, in it.
     """
-    if bool(url) == bool(service):
-        raise ValueError("give exactly one of url or service")
-    client_config: dict[str, Any] = {"caBundle": base64.b64encode(ca_pem).decode()}
-    if url:
-        client_config["url"] = url
-    else:
-        assert service is not None
-        namespace, svc, port = service
-        client_config["service"] = {"namespace": namespace, "name": svc, "port": port, "path": "/validate"}
     common: dict[str, Any] = {
-        "clientConfig": client_config, "failurePolicy": failure_policy, "sideEffects": "NoneOnDryRun",
+        "clientConfig": _client_config(ca_pem, url, service), "failurePolicy": failure_policy, "sideEffects": "NoneOnDryRun",
         "admissionReviewVersions": ["v1"], "timeoutSeconds": timeout_seconds, "matchPolicy": "Equivalent",
     }
     if match_conditions:
@@ -150,6 +141,17 @@ def webhook_configuration(
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}},
         "webhooks": webhooks,
     }
+
+
+def _client_config(ca_pem: bytes, url: str, service: tuple[str, str, int] | None) -> dict[str, Any]:
+    """How the API server reaches the webhook: ``url``, or ``service`` as (namespace, name, port)."""
+    if bool(url) == bool(service):
+        raise ValueError("give exactly one of url or service")
+    bundle = base64.b64encode(ca_pem).decode()
+    if service is None:
+        return {"caBundle": bundle, "url": url}
+    namespace, name, port = service
+    return {"caBundle": bundle, "service": {"namespace": namespace, "name": name, "port": port, "path": "/validate"}}
 
 
 def ensure_ca_bundle(kube: KubeHttp, name: str, ca_pem: bytes) -> bool:
