@@ -168,6 +168,15 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
                "5 no cluster (kubeconfig, context, server unreachable)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_acquire(sub, p)
+    sub.add_parser("renew", parents=[p.common, p.target, p.txn, p.ttl], help="extend a lock")
+    _add_lock_commands(sub, p)
+    if plugin:
+        _add_plugin_commands(sub, p)
+    return parser
+
+
+def _add_acquire(sub: argparse._SubParsersAction[_Parser], p: _Parents) -> None:
     acquire = sub.add_parser("acquire", parents=[p.common, p.targets, p.txn, p.ttl, p.members],
                              help="lock objects for a transaction (all or nothing); with --member or "
                                   "--members-only identity-bound: only members (you and those named) may write them")
@@ -180,7 +189,10 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     acquire.add_argument("--webhook-configuration", action="append", default=[], metavar="NAME",
                          help="ValidatingWebhookConfiguration to check the locks are enforced by (repeatable; "
                               "default: those labelled app.kubernetes.io/managed-by=leasegate)")
-    sub.add_parser("renew", parents=[p.common, p.target, p.txn, p.ttl], help="extend a lock")
+
+
+def _add_lock_commands(sub: argparse._SubParsersAction[_Parser], p: _Parents) -> None:
+    """Everything but acquire that works on locks themselves."""
     sub.add_parser("release", parents=[p.common, p.targets, p.txn],
                    help="release locks (no-op for those not held by the txn)")
     sub.add_parser("status", parents=[p.common, p.target], help="show who holds an object's lock")
@@ -198,9 +210,6 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
                           help=f"{verb} members (conditional on the Lease read)")
     audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
-    if plugin:
-        _add_plugin_commands(sub, p)
-    return parser
 
 
 def _add_plugin_commands(sub: argparse._SubParsersAction[_Parser], p: _Parents) -> None:
