@@ -22,6 +22,7 @@ from lockcore.errors import (
 from lockcore.holding import HeldLocks, LockLostError, acquire_all, hold
 from lockcore.lease import LeaseState, lease_seconds, txn_label
 from lockcore.manager import LeaseManager, Manager
+from lockcore.members import Members, MembersError
 from lockcore.naming import (
     InvalidKeyError,
     LeaseRef,
@@ -48,6 +49,8 @@ __all__ = [
     "LockLostError",
     "LockSettings",
     "Manager",
+    "Members",
+    "MembersError",
     "NamespaceNotFoundError",
     "Profile",
     "ResourceKey",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from lockcore.naming import ResourceKey
 
-LeaseOp = Literal["creating", "getting", "listing", "deleting", "renewing", "taking over"]
+LeaseOp = Literal["creating", "getting", "listing", "deleting", "renewing", "taking over", "changing members"]
 FenceOp = Literal["stamping", "unstamping", "resolving"]
 
 

@@ -338,13 +338,13 @@ class LeaseManager:
                 {"op": "add", "path": f"/metadata/annotations/{escape_json_pointer(MEMBERS_ANNOTATION)}",
                  "value": changed.encode()},
             ]
-            reply = self._call("renewing", lease, lambda: self._leases.patch_namespaced_lease(
+            reply = self._call("changing members", lease, lambda: self._leases.patch_namespaced_lease(
                 lease.name, lease.namespace, ops, _content_type="application/json-patch+json", **self._wire),
                 expect=(404, 409, 422))
             if reply.ok:
                 self._remember(lease, reply.body)
                 return changed
-        raise LeaseOpError("renewing", lease.name, _Contended(lease), namespace=lease.namespace)
+        raise LeaseOpError("changing members", lease.name, _Contended(lease), namespace=lease.namespace)
 
     def _held(self, lease: LeaseRef, txn: str) -> LeaseState:
         """The Lease's current state if ``txn`` holds it live (holder's view), else raise as renew does."""
