@@ -13,6 +13,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,26 +43,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"integration tests ran against kube-apiserver {config.stash[_SERVER_VERSION]}")
 
 
-@pytest.fixture(scope="session")
-def api_client(cluster: LocalCluster) -> Iterator[ApiClientFactory]:
-    """``api_client("alice")``: an official-client ApiClient acting as that user."""
+@contextmanager
+def api_clients(cluster: LocalCluster) -> Iterator[ApiClientFactory]:
+    """``factory("alice")``: an official-client ApiClient acting as that user (one per user), closed at exit."""
     made: dict[str, client.ApiClient] = {}
 
     def factory(user: str = "admin") -> client.ApiClient:
         if user not in made:
-            made[user] = config.new_client_from_config(
-                config_file=str(cluster.kubeconfig), context=user
-            )
+            made[user] = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=user)
         return made[user]
 
-    yield factory
-    for api in made.values():
-        api.close()
+    try:
+        yield factory
+    finally:
+        for api in made.values():
+            api.close()
 
 
-@pytest.fixture(scope="session")
-def kubectl(cluster: LocalCluster) -> KubectlRunner:
-    """``kubectl("get", "cm", user="bob", check=False)``: run the real kubectl."""
+def kubectl_runner(cluster: LocalCluster) -> KubectlRunner:
+    """``run("get", "cm", user="bob", check=False)``: the real kubectl against ``cluster``."""
 
     def run(*args: str, user: str = "admin", check: bool = True, input: str | None = None,
             env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -76,6 +76,19 @@ def kubectl(cluster: LocalCluster) -> KubectlRunner:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: LocalCluster) -> Iterator[ApiClientFactory]:
+    """``api_client("alice")``: an official-client ApiClient acting as that user."""
+    with api_clients(cluster) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: LocalCluster) -> KubectlRunner:
+    """``kubectl("get", "cm", user="bob", check=False)``: run the real kubectl."""
+    return kubectl_runner(cluster)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
+from tests.support.cluster import api_clients, kubectl_runner
 from tests.support.helm import helm
-from tools.localcluster import BIN_DIR
 from tools.node.cluster import LocalNode
 
 NodeKubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -46,34 +46,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
 @pytest.fixture(scope="session")
 def node_api(node: LocalNode) -> Iterator[NodeApi]:
     """``node_api("alice")``: an official-client ApiClient acting as that user on the node's API server."""
-    made: dict[str, client.ApiClient] = {}
-
-    def factory(user: str = "admin") -> client.ApiClient:
-        if user not in made:
-            made[user] = config.new_client_from_config(config_file=str(node.cluster.kubeconfig), context=user)
-        return made[user]
-
-    yield factory
-    for api in made.values():
-        api.close()
+    with api_clients(node.cluster) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")
 def node_kubectl(node: LocalNode) -> NodeKubectl:
     """``node_kubectl("get", "pods", user="bob", check=False)`` against the node's API server."""
-
-    def run(*args: str, user: str = "admin", check: bool = True, timeout: float = 60,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, KUBECONFIG=str(node.cluster.kubeconfig_for(user)),
-                   PATH=f"{BIN_DIR}:{os.environ['PATH']}")
-        result = subprocess.run([str(BIN_DIR / "kubectl"), *args], capture_output=True, text=True, env=env,
-                                timeout=timeout, input=input)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
+    return kubectl_runner(node.cluster)
 
 
 @pytest.fixture(scope="session")
