@@ -122,7 +122,8 @@ class WebhookSettings:
     Attributes (environment variable ``LEASEGATE_<NAME>``):
         mode: deny | warn | dryrun for writes the lock forbids.
         namespace_mode_label: a namespace label whose value (deny|warn|dryrun)
-            overrides ``mode`` for objects in that namespace.
+            makes enforcement in that namespace stricter than ``mode``, never
+            weaker (:meth:`EnforcementMode.stricter`).
         lookup_failure_policy: allow | deny when a Lease cannot be read; keep it
             consistent with the chart's failurePolicy.
         lease_lookup: consistent | cached.
