@@ -35,21 +35,11 @@ from lockcore.lease import utcnow
 from lockcore.naming import LeaseRef
 from webhook import metrics
 from webhook.audit import EventRecorder, audit_annotations, log_decision
-from webhook.decision import (
-    ABSENT,
-    LeaseLookupResult,
-    LookupFailed,
-    Outcome,
-    Reason,
-    Verdict,
-    decide,
-    enforce,
-    lease_for,
-    trusts_cache,
-)
+from webhook.decision import decide, lease_for, trusts_cache
 from webhook.kube import KubeHttp
 from webhook.leases import LeaseSource, make_lease_source
 from webhook.namespaces import NamespaceModes
+from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, Outcome, Reason, Verdict, enforce
 from webhook.review import AdmissionRequest, ReviewError, build_response, parse_review
 from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, WebhookSettings
 

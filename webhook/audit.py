@@ -34,8 +34,8 @@ from datetime import datetime
 from lockcore.audit import BlockedWrite, event_body, event_time
 from lockcore.kube import events_path
 from lockcore.lease import utcnow
-from webhook.decision import Verdict
 from webhook.kube import KubeError, KubeHttp
+from webhook.outcome import Verdict
 from webhook.review import AdmissionRequest
 
 audit_log = logging.getLogger("leasegate.audit")
@@ -59,7 +59,7 @@ def blocked_write(request: AdmissionRequest, verdict: Verdict) -> BlockedWrite:
 def audit_annotations(verdict: Verdict) -> dict[str, str]:
     """Response auditAnnotations for a decision that involved a lock (empty otherwise).
 
-    >>> from webhook.decision import Reason
+    >>> from webhook.outcome import Reason
     >>> from webhook.settings import EnforcementMode
     >>> audit_annotations(Verdict(allowed=True, reason=Reason.UNLOCKED, mode=EnforcementMode.DENY))
     {}

@@ -1,15 +1,17 @@
-"""The lock decision: pure functions from a request and a Lease to a verdict.
+"""The lock decision: a pure function from a request and a Lease to an outcome.
 
 Judgement and enforcement are kept apart:
 
-* :func:`decide` says what the lock says of a write: an :class:`Outcome`
-  that is allowed (with the reason), blocked (with the reason and a message
-  naming the holder and the way out) or a failed lookup. It knows nothing of
-  modes or HTTP.
-* :func:`enforce` says what an outcome means under an :class:`Enforcement`
-  (deny | warn | dryrun, ``lookup_failure_policy``): the :class:`Verdict`, with
-  the HTTP code and status reason, in one place.
+* :func:`decide` (here) says what the lock says of a write: a
+  :class:`~webhook.outcome.Outcome` that is allowed (with the reason), blocked
+  (with the reason and a message naming the holder and the way out) or a
+  failed lookup. It knows nothing of modes or HTTP.
+* :func:`webhook.outcome.enforce` says what an outcome means under an
+  :class:`~webhook.settings.Enforcement` (deny | warn | dryrun,
+  ``lookup_failure_policy``): the :class:`~webhook.outcome.Verdict`, with the
+  HTTP code and status reason, in one place.
 
+Writes to lock Leases themselves are judged in :mod:`webhook.lease_writes`.
 Neither does I/O, so both are tested exhaustively by tables and property
 tests; the app only fetches the Lease that :func:`lease_for` names (freshly
 where :func:`trusts_cache` says the cache cannot be trusted) and reports.
@@ -20,7 +22,7 @@ Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md)
    that change nothing outside ``.status`` (:attr:`AdmissionRequest.status_only`)
    are allowed without a lookup.
 2. A write to a lock Lease is judged on the stored Lease itself
-   (:func:`_lease_write`): while it is live only its recorded principal (for
+   (:func:`webhook.lease_writes.judge_lease_write`): while it is live only its recorded principal (for
    an identity-bound lock: its members) or a lock admin group may change or
    delete it; members written must be readable, and with ``require_members``
    a new lock must have some.
@@ -40,6 +42,7 @@ Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md)
 Example::
 
     >>> from datetime import datetime, timezone
+    >>> from webhook.outcome import ABSENT, enforce
     >>> from webhook.review import AdmissionRequest
     >>> from webhook.settings import DecisionPolicy, Enforcement
     >>> req = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1",
@@ -52,23 +55,17 @@ Example::
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES
 from lockcore.lease import LeaseState
-from lockcore.members import MEMBERS_ANNOTATION, Members
+from lockcore.members import Members
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
+from webhook.lease_writes import describe_requester, disclosed_members, judge_lease_write
+from webhook.outcome import LeaseAbsent, LeaseLookupResult, LookupFailed, Outcome, Reason
 from webhook.review import AdmissionRequest
-from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, FailurePolicy
+from webhook.settings import DecisionPolicy
 
-FORBIDDEN = 403
-UNAVAILABLE = 503
-# 403 is what admission denials normally carry, and what no standard client
-# retries: 409 made kubectl scale, client-side apply and RetryOnConflict loops
-# re-send the write as if it were a resourceVersion conflict.
-_STATUS_REASONS = {FORBIDDEN: "Forbidden", UNAVAILABLE: "ServiceUnavailable"}
 # Parents whose /scale subresource the webhook can map back to a lock key
 # (the Scale object names neither the parent kind nor its annotations).
 SCALE_PARENTS: dict[tuple[str, str], str] = {
@@ -77,145 +74,6 @@ SCALE_PARENTS: dict[tuple[str, str], str] = {
     ("apps", "statefulsets"): "StatefulSet",
     ("", "replicationcontrollers"): "ReplicationController",
 }
-
-
-class Reason(str, enum.Enum):
-    """Why an outcome came out as it did (a metric label and an audit field)."""
-
-    CONNECT = "connect"
-    LOCK_LEASE = "lock-lease"
-    LEASE_HOLDER = "lease-holder"
-    LEASE_ADMIN = "lease-admin"
-    EXEMPT_USER = "exempt-user"
-    EXEMPT_GROUP = "exempt-group"
-    EXEMPT_NAMESPACE = "exempt-namespace"
-    STATUS_SUBRESOURCE = "status-subresource"
-    NO_NAME = "no-name"
-    UNLOCKABLE = "unlockable"
-    FINALIZER_REMOVAL = "finalizer-removal"
-    UNLOCKED = "unlocked"
-    EXPIRED = "expired"
-    IN_TRANSACTION = "in-transaction"
-    JANUS_FIELD_MANAGER = "janus-field-manager"
-    PRINCIPAL_CARRIED_OVER = "principal-carried-over"
-    PRINCIPAL_SCALE = "principal-scale"
-    PRINCIPAL_STAMP = "principal-stamp"
-    MEMBER_CARRIED_OVER = "member-carried-over"
-    MEMBER_DELETE = "member-delete"
-    MEMBER_SCALE = "member-scale"
-    LEASE_MEMBER = "lease-member"
-    NOT_A_MEMBER = "not-a-member"
-    LEASE_NOT_MEMBER = "lease-not-member"
-    MEMBERS_INVALID = "members-invalid"
-    MEMBERS_REQUIRED = "members-required"
-    NOT_IN_TRANSACTION = "not-in-transaction"
-    OTHER_TRANSACTION = "other-transaction"
-    CARRIED_OVER = "carried-over-not-principal"
-    MARKER_MISSING = "marker-missing"
-    LEASE_NOT_HOLDER = "lease-not-holder"
-    LOOKUP_FAILED = "lookup-failed"
-
-    @property
-    def blocks(self) -> bool:
-        """Whether this reason means the lock forbids the write."""
-        return self in _BLOCKING
-
-
-_BLOCKING = frozenset({Reason.NOT_IN_TRANSACTION, Reason.OTHER_TRANSACTION, Reason.CARRIED_OVER,
-                       Reason.MARKER_MISSING, Reason.LEASE_NOT_HOLDER, Reason.NOT_A_MEMBER,
-                       Reason.LEASE_NOT_MEMBER, Reason.MEMBERS_INVALID, Reason.MEMBERS_REQUIRED})
-
-
-@dataclass(frozen=True)
-class LeaseAbsent:
-    """The lookup found no Lease for the object."""
-
-
-@dataclass(frozen=True)
-class LookupFailed:
-    """The Lease could not be read (API error, timeout); ``error`` says why."""
-
-    error: str
-
-
-ABSENT = LeaseAbsent()
-LeaseLookupResult = LeaseAbsent | LeaseState | LookupFailed
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the lock says of one write, before any enforcement mode.
-
-    ``message`` explains a block or a failed lookup (empty when allowed).
-    """
-
-    reason: Reason
-    message: str = ""
-    lease: LeaseRef | None = None
-    holder: str = ""
-    declared_txn: str = ""
-    seconds_left: float = 0.0
-
-    @property
-    def refuses(self) -> bool:
-        """Blocked by a lock, or not judged because the Lease could not be read."""
-        return self.reason.blocks or self.reason is Reason.LOOKUP_FAILED
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The answer to one admission request.
-
-    ``allowed``/``code``/``status_reason``/``message``/``warnings`` go to the
-    AdmissionResponse. ``would_deny`` is true when deny mode refuses (or
-    refused) the write: a lock forbids it, or a failed lookup under policy
-    deny; warn and dryrun mode audit such writes as would-be denials.
-    """
-
-    allowed: bool
-    reason: Reason
-    mode: EnforcementMode
-    code: int = 200
-    status_reason: str = ""
-    message: str = ""
-    warnings: tuple[str, ...] = ()
-    lease: LeaseRef | None = None
-    holder: str = ""
-    declared_txn: str = ""
-    seconds_left: float = 0.0
-    would_deny: bool = False
-
-    @property
-    def decision(self) -> str:
-        """allow | deny | warn | dryrun: what happened, for logs and metrics."""
-        if not self.allowed:
-            return "deny"
-        return self.mode.value if self.would_deny else "allow"
-
-
-def enforce(outcome: Outcome, enforcement: Enforcement) -> Verdict:
-    """What ``outcome`` means under ``enforcement``: the one place modes and HTTP codes live.
-
-    >>> enforce(Outcome(Reason.NOT_IN_TRANSACTION, "locked"), Enforcement()).code
-    403
-    """
-    mode = enforcement.mode
-    allowed = Verdict(allowed=True, reason=outcome.reason, mode=mode, lease=outcome.lease, holder=outcome.holder,
-                      declared_txn=outcome.declared_txn, seconds_left=outcome.seconds_left)
-    if not outcome.refuses:
-        return allowed
-    message, code = outcome.message, FORBIDDEN
-    if outcome.reason is Reason.LOOKUP_FAILED:
-        policy = enforcement.lookup_failure_policy
-        message = f"{message}; lookup_failure_policy={policy.value}"
-        if policy is FailurePolicy.ALLOW:
-            return replace(allowed, warnings=(f"{message}: write allowed unchecked",))
-        message, code = f"{message}: write refused, retry later", UNAVAILABLE
-    if mode is EnforcementMode.DENY:
-        return replace(allowed, allowed=False, code=code, status_reason=_STATUS_REASONS[code], message=message,
-                       would_deny=True)
-    warnings = (f"leasegate ({mode.value} mode, not enforced): {message}",) if mode is EnforcementMode.WARN else ()
-    return replace(allowed, warnings=warnings, would_deny=True)
 
 
 def resource_key(request: AdmissionRequest) -> ResourceKey:
@@ -313,7 +171,7 @@ def decide(request: AdmissionRequest, lease: LeaseLookupResult, policy: Decision
     if screened is not None:
         return Outcome(screened)
     if is_lease_write(request):
-        return _lease_write(request, policy, now)
+        return judge_lease_write(request, policy, now)
     target = _target(request, policy)
     if isinstance(target, Reason):
         return Outcome(target)
@@ -423,107 +281,6 @@ def _member_proof(request: AdmissionRequest, lease: LeaseState, members: Members
     return Reason.MEMBER_CARRIED_OVER if _carried(request, policy, lease.holder) else Reason.IN_TRANSACTION
 
 
-def _lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: datetime) -> Outcome:
-    """Rule 2: a live lock Lease is changed or deleted only by its principal (its members) or a lock admin.
-
-    Anyone else could otherwise delete another transaction's lock and then
-    write the object, or add themselves to its members. Expired Leases may
-    be taken over as ever; a Lease that is no lock (no transaction label, or
-    neither principal nor members recorded: janus) is not ours to guard.
-    Whoever may write it, what it would store is judged too
-    (:func:`_written_members`).
-    """
-    stored = request.old_lease
-    label = policy.lock.lock_profile.txn_label
-    try:
-        ref: LeaseRef | None = LeaseRef(request.namespace, request.name)
-    except InvalidKeyError:
-        ref = None
-    if request.operation == "CREATE" or stored is None or label not in stored.labels \
-            or not (stored.principal or stored.identity_bound):
-        return _written_members(request, policy, now, ref) or Outcome(Reason.LOCK_LEASE)
-    expired = Outcome(Reason.EXPIRED, lease=ref, holder=stored.holder, seconds_left=stored.seconds_left(now))
-    if not stored.is_live(now, policy.lock.clock_skew_seconds):
-        return _written_members(request, policy, now, ref) or expired
-    if stored.members is not None:
-        allowed = stored.members.admits(request.username, request.groups)
-        writer = replace(expired, reason=Reason.LEASE_MEMBER if allowed else Reason.LEASE_NOT_MEMBER,
-                         message="" if allowed else _not_member_of_lease(request, ref, stored, policy, now))
-    else:
-        allowed = request.username == stored.principal
-        writer = replace(expired, reason=Reason.LEASE_HOLDER if allowed else Reason.LEASE_NOT_HOLDER,
-                         message="" if allowed else _not_holder_of_lease(ref, stored, policy, now))
-    if allowed:
-        return _written_members(request, policy, now, ref) or writer
-    if any(g in policy.lock_admin_groups for g in request.groups):
-        return replace(expired, reason=Reason.LEASE_ADMIN)
-    return writer
-
-
-def _written_members(request: AdmissionRequest, policy: DecisionPolicy, now: datetime,
-                     ref: LeaseRef | None) -> Outcome | None:
-    """The members a lock Lease write would store, judged: a refusal, or None if they may be stored.
-
-    They must be readable (a typo must not silently lock everybody out); a
-    live lock stays identity-bound or not, as it was acquired (members change
-    with ``kubectl lock members add|remove``, never the whole list); and with
-    ``require_members`` every new lock (create, or takeover) must have some.
-    """
-    new, stored = request.new_lease, request.old_lease
-    if request.operation == "DELETE" or new is None or policy.lock.lock_profile.txn_label not in new.labels \
-            or not new.holder:
-        return None
-    skew = policy.lock.clock_skew_seconds
-    kept = stored is not None and stored.holder == new.holder and stored.is_live(now, skew)
-    refused = Outcome(Reason.MEMBERS_INVALID, lease=ref, holder=new.holder)
-    if new.members is not None and not new.members.readable:
-        return replace(refused, message=(
-            f"lock lease {ref}: annotation {MEMBERS_ANNOTATION} is not a valid members list (versioned JSON, "
-            f"e.g. {Members(users=('alice',), groups=('sre',)).encode()}; docs/lockcore.md)"))
-    if kept and stored is not None and (stored.members is None) != (new.members is None):
-        # Bound or not is fixed for a lock's life: the cache decides writes of unbound locks'
-        # objects, so a lock bound after the fact would bind only once the watch delivered it.
-        return replace(refused, message=(
-            f"lock lease {ref}: whether a lock is identity-bound is chosen when it is acquired and kept while "
-            f"transaction {new.holder!r} holds it, so annotation {MEMBERS_ANNOTATION} cannot be added or removed "
-            f"(`kubectl lock members add|remove` changes an identity-bound lock's members; release and acquire "
-            f"with --member to bind a lock)"))
-    if policy.require_members and not kept and new.members is None and policy.lock.lock_profile.records_principal:
-        return replace(refused, reason=Reason.MEMBERS_REQUIRED, message=(
-            f"this cluster requires identity-bound locks (leasegate require_members): lock lease {ref} for "
-            f"transaction {new.holder!r} names no members; acquire with --member user:NAME|group:NAME|sa:NS:NAME "
-            f"or --members-only (library: members=[...]); the acquiring user is always a member"))
-    return None
-
-
-def _not_holder_of_lease(ref: LeaseRef | None, stored: LeaseState, policy: DecisionPolicy, now: datetime) -> str:
-    admins = ", ".join(policy.lock_admin_groups) or "none configured"
-    return (f"lock lease {ref} is held by transaction {stored.holder!r} (acquired by user "
-            f"{stored.principal!r}, expires in {max(stored.seconds_left(now), 0):.0f}s): while it is live "
-            f"only {stored.principal!r} may renew, change or release it; an administrator in a lock admin "
-            f"group ({admins}) can force-release it (`kubectl lock force-release`)")
-
-
-def _not_member_of_lease(request: AdmissionRequest, ref: LeaseRef | None, stored: LeaseState,
-                         policy: DecisionPolicy, now: datetime) -> str:
-    admins = ", ".join(policy.lock_admin_groups) or "none configured"
-    return (f"lock lease {ref} is identity-bound, held by transaction {stored.holder!r} (expires in "
-            f"{max(stored.seconds_left(now), 0):.0f}s): while it is live only its members may renew, change or "
-            f"release it or change its members, and {_requester(request)} is not one{_members_shown(stored, policy)}; "
-            f"an administrator in a lock admin group ({admins}) can force-release it (`kubectl lock force-release`)")
-
-
-def _requester(request: AdmissionRequest) -> str:
-    return Members(users=(request.username,)).specs()[0] if request.username else "an anonymous user"
-
-
-def _members_shown(lease: LeaseState, policy: DecisionPolicy) -> str:
-    """The members, for a refusal, only where the cluster chose to disclose them (``disclose_members``)."""
-    if not policy.disclose_members or lease.members is None:
-        return ""
-    return f" (members: {', '.join(lease.members.specs()) or 'none readable'})"
-
-
 def _describe(request: AdmissionRequest) -> str:
     sub = f" ({request.sub_resource})" if request.sub_resource else ""
     namespace = "" if (request.resource_group, request.resource) == NAMESPACES else request.namespace
@@ -542,8 +299,8 @@ def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
          declared: str) -> str:
     key, holder = policy.lock.txn_annotation, lease.holder
     if reason is Reason.NOT_A_MEMBER:
-        return (f"the lock is identity-bound and {_requester(request)} is not one of its "
-                f"members{_members_shown(lease, policy)}")
+        return (f"the lock is identity-bound and {describe_requester(request)} is not one of its "
+                f"members{disclosed_members(lease, policy)}")
     if reason is Reason.MARKER_MISSING:
         return f"this {request.operation} would leave the object without label {LOCKED_LABEL}={holder}"
     if reason is Reason.OTHER_TRANSACTION:
@@ -563,7 +320,7 @@ def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
     if reason is Reason.NOT_A_MEMBER:
         target = resource_key(request).describe()
         return (f"to be added, ask a member of transaction {holder!r} to run `kubectl lock members add {target} "
-                f"--txn {holder} --member {_requester(request)}`, or wait for the lock to be released")
+                f"--txn {holder} --member {describe_requester(request)}`, or wait for the lock to be released")
     if reason is Reason.MARKER_MISSING:
         return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
                 f"is held; releasing the lock removes the label")

@@ -39,8 +39,8 @@ from typing import Any, Protocol
 from lockcore.kube import ALL_LEASES_PATH, lease_path
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
-from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed
 from webhook.kube import KubeError, KubeHttp
+from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed
 from webhook.settings import LeaseLookup, Lookups
 
 log = logging.getLogger("leasegate.leases")

@@ -109,7 +109,7 @@ class Lookups:
 
 @dataclass(frozen=True)
 class Enforcement:
-    """What :func:`webhook.decision.enforce` needs: what a refusal means."""
+    """What :func:`webhook.outcome.enforce` needs: what a refusal means."""
 
     mode: EnforcementMode = EnforcementMode.DENY
     lookup_failure_policy: FailurePolicy = FailurePolicy.DENY

@@ -23,7 +23,8 @@ from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
 from tests.support.admission import assert_well_formed
 from webhook.app import create_app
-from webhook.decision import ABSENT, LeaseLookupResult, LookupFailed, decide, enforce, lease_for
+from webhook.decision import decide, lease_for
+from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, enforce
 from webhook.review import ReviewError, parse_review
 from webhook.settings import WebhookSettings
 

@@ -32,8 +32,8 @@ from tests.support.cluster import KubectlRunner
 from tests.support.helm import CHART, SCOPE_LABEL, helm, value_args
 from tools.localcluster import LocalCluster
 from webhook.audit import EventRecorder
-from webhook.decision import Reason, Verdict
 from webhook.kube import KubeHttp
+from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode
 

@@ -18,8 +18,8 @@ from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 from tools.localwebhook import RunningWebhook, lock, wait_for
 from webhook.audit import EventRecorder
-from webhook.decision import Reason, Verdict
 from webhook.kube import KubeHttp
+from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode
 

@@ -16,6 +16,8 @@ import atheris
 
 with atheris.instrument_imports():
     import webhook.decision
+    import webhook.lease_writes
+    import webhook.outcome
     import webhook.review  # noqa: F401 - instrumented for coverage feedback
 
 from tests.support.admission import body  # noqa: E402

@@ -16,18 +16,8 @@ from lockcore.members import Members
 from lockcore.naming import LeaseRef
 from lockcore.profiles import Profile
 from lockcore.settings import LockSettings
-from webhook.decision import (
-    ABSENT,
-    LeaseLookupResult,
-    LookupFailed,
-    Outcome,
-    Reason,
-    Verdict,
-    decide,
-    enforce,
-    lease_for,
-    trusts_cache,
-)
+from webhook.decision import decide, lease_for, trusts_cache
+from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, Outcome, Reason, Verdict, enforce
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
 
