@@ -72,7 +72,7 @@ from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.manager import LeaseManager
 from lockcore.members import Members, MembersError, parse_spec
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
-from lockcore.prune import stale_markers
+from lockcore.prune import StaleMarker, stale_markers
 from lockcore.resources import Discovery, split_target
 from lockcore.settings import LockSettings, Profile, SettingsError
 
@@ -574,7 +574,10 @@ def _write_text(path: str, text: str) -> None:
 def _cmd_prune(ctx: _Context) -> int:
     manager = ctx.manager()
     stale = list(stale_markers(manager, ctx.discovery, namespace=ctx.args.namespace))
-    removed = [s for s in stale if ctx.args.apply and Fence(ctx.api, discovery=ctx.discovery).unstamp(s.key, s.txn)]
+    removed: list[StaleMarker] = []
+    if ctx.args.apply:
+        fence = Fence(ctx.api, discovery=ctx.discovery)
+        removed = [s for s in stale if fence.unstamp(s.key, s.txn)]
     rows = [["OBJECT", "MARKER", "WHY", "REMOVED" if ctx.args.apply else "ACTION"]] + [
         [s.key.describe(), s.txn, s.why, ("yes" if s in removed else "no (changed)") if ctx.args.apply
          else "would remove (--apply)"] for s in stale]

@@ -34,13 +34,8 @@ TXN_ANNOTATION = "leasegate.io/transaction"
 
 
 @pytest.fixture
-def fenced(locked_ns: str) -> str:
-    return locked_ns
-
-
-@pytest.fixture
-def bob(cluster: LocalCluster, fenced: str) -> Iterator[Writer]:
-    with second_user(cluster.kubeconfig_for("bob"), fenced) as writer:
+def bob(cluster: LocalCluster, locked_ns: str) -> Iterator[Writer]:
+    with second_user(cluster.kubeconfig_for("bob"), locked_ns) as writer:
         yield writer
 
 
@@ -77,32 +72,32 @@ def make_cms(api: client.ApiClient, namespace: str, *names: str) -> None:
 
 
 def test_a_write_fired_the_instant_acquire_returns_never_gets_through(
-        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
-    make_cms(api_client("admin"), fenced, "cfg")
+        locked_ns: str, api_client: ApiClientFactory, bob: Writer) -> None:
+    make_cms(api_client("admin"), locked_ns, "cfg")
     alice = LeaseManager(api_client("alice"))
-    outcome = race(ROUNDS, lambda i: acquired(alice, cm(fenced, "cfg"), f"t{i}"), lambda: [bob.write("patch", "cfg")])
+    outcome = race(ROUNDS, lambda i: acquired(alice, cm(locked_ns, "cfg"), f"t{i}"), lambda: [bob.write("patch", "cfg")])
     assert outcome == (0, 0)
 
 
 def test_hold_fences_every_key_from_the_first_instant(
-        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
-    make_cms(api_client("admin"), fenced, "a", "b")
+        locked_ns: str, api_client: ApiClientFactory, bob: Writer) -> None:
+    make_cms(api_client("admin"), locked_ns, "a", "b")
     alice = LeaseManager(api_client("alice"))
-    keys = [cm(fenced, "a"), cm(fenced, "b")]
+    keys = [cm(locked_ns, "a"), cm(locked_ns, "b")]
     outcome = race(ROUNDS // 2, lambda i: hold(alice, keys, f"t{i}", ttl=60),
                    lambda: [bob.write("patch", name) for name in ("a", "b")])
     assert outcome == (0, 0)
 
 
 def test_a_lock_on_an_object_that_does_not_exist_yet_holds_for_its_create(
-        fenced: str, api_client: ApiClientFactory, bob: Writer) -> None:
+        locked_ns: str, api_client: ApiClientFactory, bob: Writer) -> None:
     alice = LeaseManager(api_client("alice"))
 
     def create() -> list[int]:
         status = bob.write("create", "new")
         return [status, bob.write("delete", "new")] if status == 200 else [status]
 
-    outcome = race(ROUNDS, lambda i: acquired(alice, cm(fenced, "new"), f"t{i}"), create)
+    outcome = race(ROUNDS, lambda i: acquired(alice, cm(locked_ns, "new"), f"t{i}"), create)
     assert outcome == (0, 0)
 
 
@@ -132,18 +127,18 @@ def test_unmarked_objects_never_reach_the_webhook_and_survive_its_outage(
 @pytest.mark.parametrize("how", ["other user", "holder outside release", "kubectl replace", "server-side apply",
                                  "json patch"])
 def test_the_marker_cannot_be_removed_while_the_lock_lives(
-        how: str, fenced: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
-    make_cms(api_client("admin"), fenced, "cfg")
-    LeaseManager(api_client("alice")).acquire(cm(fenced, "cfg"), "t1", 600)
+        how: str, locked_ns: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
+    make_cms(api_client("admin"), locked_ns, "cfg")
+    LeaseManager(api_client("alice")).acquire(cm(locked_ns, "cfg"), "t1", 600)
     user = "bob" if how == "other user" else "alice"
     proof = [f"{TXN_ANNOTATION}=t1"] if how != "other user" else []
     stripped = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "cfg", "namespace": fenced, "annotations": {TXN_ANNOTATION: "t1"}}, "data": {"k": "v"}}
+        "name": "cfg", "namespace": locked_ns, "annotations": {TXN_ANNOTATION: "t1"}}, "data": {"k": "v"}}
     if how in ("other user", "holder outside release"):
-        out = kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user=user, check=False)
+        out = kubectl("label", "configmap", "cfg", "-n", locked_ns, f"{LOCKED_LABEL}-", user=user, check=False)
         if proof:
-            kubectl("annotate", "configmap", "cfg", "-n", fenced, *proof, user=user)
-            out = kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user=user, check=False)
+            kubectl("annotate", "configmap", "cfg", "-n", locked_ns, *proof, user=user)
+            out = kubectl("label", "configmap", "cfg", "-n", locked_ns, f"{LOCKED_LABEL}-", user=user, check=False)
     elif how == "kubectl replace":
         out = kubectl("replace", "-f", "-", input=json.dumps(stripped), user=user, check=False)
     elif how == "server-side apply":
@@ -152,7 +147,7 @@ def test_the_marker_cannot_be_removed_while_the_lock_lives(
     else:
         patch = json.dumps([{"op": "remove", "path": "/metadata/labels/leasegate.io~1locked"},
                             {"op": "add", "path": "/metadata/annotations", "value": {TXN_ANNOTATION: "t1"}}])
-        out = kubectl("patch", "configmap", "cfg", "-n", fenced, "--type=json", "-p", patch, user=user,
+        out = kubectl("patch", "configmap", "cfg", "-n", locked_ns, "--type=json", "-p", patch, user=user,
                       check=False)
     if how == "server-side apply":
         # Apply drops only the fields its manager owns: the stamp's marker is not one of them.
@@ -160,24 +155,24 @@ def test_the_marker_cannot_be_removed_while_the_lock_lives(
     else:
         assert out.returncode != 0, out.stdout
         assert "locked by transaction 't1'" in out.stderr, out.stderr
-    labels = client.CoreV1Api(api_client("admin")).read_namespaced_config_map("cfg", fenced).metadata.labels
+    labels = client.CoreV1Api(api_client("admin")).read_namespaced_config_map("cfg", locked_ns).metadata.labels
     assert labels[LOCKED_LABEL] == "t1"
 
 
 def test_release_removes_the_marker_and_a_stale_one_is_harmless(
-        fenced: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
+        locked_ns: str, api_client: ApiClientFactory, kubectl: KubectlRunner) -> None:
     admin = api_client("admin")
-    make_cms(admin, fenced, "cfg")
+    make_cms(admin, locked_ns, "cfg")
     alice = LeaseManager(api_client("alice"))
-    ref = alice.acquire(cm(fenced, "cfg"), "t1", 600)
-    listed = kubectl("get", "cm", "-n", fenced, "-l", LOCKED_LABEL, "-o", "name").stdout.split()
+    ref = alice.acquire(cm(locked_ns, "cfg"), "t1", 600)
+    listed = kubectl("get", "cm", "-n", locked_ns, "-l", LOCKED_LABEL, "-o", "name").stdout.split()
     assert listed == ["configmap/cfg"]
     alice.release(ref, "t1")
-    assert kubectl("get", "cm", "-n", fenced, "-l", LOCKED_LABEL, "-o", "name").stdout.split() == []
+    assert kubectl("get", "cm", "-n", locked_ns, "-l", LOCKED_LABEL, "-o", "name").stdout.split() == []
     # A marker with no Lease behind it (a crashed holder) locks nothing and anyone may clean it up.
-    kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}=t9", user="bob")
-    kubectl("annotate", "configmap", "cfg", "-n", fenced, "note=x", user="bob")
-    kubectl("label", "configmap", "cfg", "-n", fenced, f"{LOCKED_LABEL}-", user="bob")
+    kubectl("label", "configmap", "cfg", "-n", locked_ns, f"{LOCKED_LABEL}=t9", user="bob")
+    kubectl("annotate", "configmap", "cfg", "-n", locked_ns, "note=x", user="bob")
+    kubectl("label", "configmap", "cfg", "-n", locked_ns, f"{LOCKED_LABEL}-", user="bob")
 
 
 def test_acquire_gives_the_lease_back_when_the_object_cannot_be_stamped(
