@@ -33,6 +33,7 @@ from lockcore.kube import (
     LOCKED_LABEL,
     PRINCIPAL_ANNOTATION,
     PROBE_LABEL,
+    RELEASED_ANNOTATION,
     escape_json_pointer,
     lease_path,
     object_path,
@@ -72,9 +73,10 @@ class Fence:
         without calling the webhook. Raises :class:`FenceError` if the object
         exists but cannot be patched.
         """
-        meta: dict[str, Any] = {"labels": {LOCKED_LABEL: validate_txn(txn)}}
+        meta: dict[str, Any] = {"labels": {LOCKED_LABEL: validate_txn(txn)},
+                                "annotations": {RELEASED_ANNOTATION: None}}
         if principal:
-            meta["annotations"] = {PRINCIPAL_ANNOTATION: principal}
+            meta["annotations"][PRINCIPAL_ANNOTATION] = principal
         status, body = self._call("stamping", key, "PATCH", {"metadata": meta}, _MERGE_PATCH)
         if status == 404:
             return False
@@ -86,19 +88,33 @@ class Fence:
         """Remove the marker if it still names ``txn``; False if it did not (a newer holder's, or none).
 
         ``txn=None`` removes whatever marker there is (clean-up of stale markers).
+        A release also records ``leasegate.io/released=<txn>``: the API server
+        lets the principal recorded beside the marker make exactly this change
+        without calling the webhook, so a release works while the webhook is
+        down, and a plain ``kubectl replace`` that drops the marker by accident
+        is still judged (and refused while the lock lives).
         """
         pointer = f"/metadata/labels/{escape_json_pointer(LOCKED_LABEL)}"
         test = [{"op": "test", "path": pointer, "value": txn}] if txn is not None else []
         ops = [*test, {"op": "remove", "path": pointer}]
-        status, body = self._call("unstamping", key, "PATCH", ops, _JSON_PATCH)
+        released = [{"op": "add", "path": f"/metadata/annotations/{escape_json_pointer(RELEASED_ANNOTATION)}",
+                     "value": txn}] if txn is not None else []
+        status, body = self._call("unstamping", key, "PATCH", ops + released, _JSON_PATCH)
+        if status == 422 and released:  # an object stamped with no annotations at all (before 0.2)
+            status, body = self._call("unstamping", key, "PATCH", ops, _JSON_PATCH)
         if status in (404, 409, 422):  # gone, or the test op failed: not ours to remove
             return False
         if not 200 <= status < 300:
             raise FenceError("unstamping", key, _message(body), status=status)
         return True
 
-    def await_reservation(self, key: ResourceKey, lease: LeaseRef, *, timeout: float = 5.0) -> bool:
+    def await_reservation(self, key: ResourceKey, lease: LeaseRef, *, present: bool = True,
+                          timeout: float = 5.0) -> bool:
         """Return once the reservation policy sees ``lease`` (True), or at once if none judges here (False).
+
+        ``present=False`` waits for the opposite, after a release: until the
+        policy no longer has the Lease, a create of the name would still be
+        refused.
 
         The policy reads lock Leases from the API server's informer, which may
         lag the write that created one by milliseconds: until it has the
@@ -120,17 +136,25 @@ class Fence:
                     timeout=self._timeout)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise FenceError("reserving", key, str(exc) or exc.__class__.__name__) from exc
-            if status >= 400 and IN_FORCE in _message(answer):
-                return True
-            if status >= 400:
+            seen = status >= 400 and IN_FORCE in _message(answer)
+            if status >= 400 and not seen:
                 raise FenceError("reserving", key, _message(answer), status=status)
-            if not any(PROBE_WARNING in w for w in warnings):
-                return False
+            judged = seen or any(PROBE_WARNING in w for w in warnings)
+            if not judged or seen == present:
+                return judged
             if time.monotonic() >= deadline:
-                raise FenceError("reserving", key, f"the reservation policy did not see lock lease "
+                state = "see" if present else "let go of"
+                raise FenceError("reserving", key, f"the reservation policy did not {state} lock lease "
                                  f"{lease} within {timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    def await_reservation_quietly(self, key: ResourceKey, lease: LeaseRef) -> None:
+        """After a release: wait until creates of the name pass again; a failure only delays that."""
+        try:
+            self.await_reservation(key, lease, present=False)
+        except FenceError as exc:
+            log.warning("lock released, but the reservation policy may still refuse creates of its name: %s", exc)
 
     def unstamp_quietly(self, key: ResourceKey, txn: str) -> None:
         """:meth:`unstamp` for release paths: a failure leaves a stale marker, which is harmless.

@@ -49,6 +49,9 @@ RESOURCE_ANNOTATION = "leasegate.io/resource"
 # form the reservation policy's CEL builds from a request (no escaping: none
 # of the four parts can contain a slash).
 TARGET_ANNOTATION = "leasegate.io/target"
+# On an object its lock's principal released: the transaction released. With the
+# marker gone and the principal recorded, the API server skips the webhook call.
+RELEASED_ANNOTATION = "leasegate.io/released"
 # On a dry-run Lease create: the lock Lease whose reservation acquire waits for.
 PROBE_LABEL = "leasegate.io/probe"
 

@@ -379,6 +379,7 @@ class LeaseManager:
         deleted = self._delete_held(lease, txn)
         if unstamp and deleted is not None and deleted.resource is not None and self._fences:
             self._fence.unstamp_quietly(deleted.resource, txn)
+            self._fence.await_reservation_quietly(deleted.resource, lease)
 
     def _delete_held(self, lease: LeaseRef, txn: str) -> LeaseState | None:
         """Delete the Lease if ``txn`` holds it; the state deleted, or None if there was nothing to."""

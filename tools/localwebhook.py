@@ -254,10 +254,10 @@ def install_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]
         name = obj["metadata"]["name"]
         if obj["kind"] == "ValidatingAdmissionPolicy":
             _delete_quietly(admission.delete_validating_admission_policy, name)
-            admission.create_validating_admission_policy(as_body(obj), _preload_content=False)
+            admission.create_validating_admission_policy(as_body(dict(obj)), _preload_content=False)
         else:
             _delete_quietly(admission.delete_validating_admission_policy_binding, name)
-            admission.create_validating_admission_policy_binding(as_body(obj), _preload_content=False)
+            admission.create_validating_admission_policy_binding(as_body(dict(obj)), _preload_content=False)
 
 
 def uninstall_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]) -> None:

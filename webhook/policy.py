@@ -65,6 +65,8 @@ ALL_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ({"apiGroups": ["*"], "
 PROBE_WARNING = "leasegate: reservations are judged in namespace"
 VALIDATION_ACTIONS: Mapping[str, list[str]] = {"deny": ["Deny"], "warn": ["Warn"], "dryrun": ["Audit"]}
 _STRICTNESS = ("dryrun", "warn", "deny")
+# request.subResource is absent, not empty, for the object itself.
+_IS_SCALE = "(has(request.subResource) && request.subResource == 'scale')"
 
 
 def _rule(groups: Sequence[str], resources: Sequence[str], operations: Sequence[str],
@@ -95,7 +97,7 @@ def _variables(txn_annotation: str) -> list[dict[str, str]]:
               f"{parents}[request.resource.resource] + '/' + request.namespace + '/' + request.name : '')")
     holder = "(has(params.spec) && has(params.spec.holderIdentity) ? params.spec.holderIdentity : '')"
     return [
-        {"name": "target", "expression": f"request.subResource == 'scale' ? {scaled} : {created}"},
+        {"name": "target", "expression": f"{_IS_SCALE} ? {scaled} : {created}"},
         {"name": "holder", "expression": holder},
         {"name": "reserved", "expression": (f"variables.holder != '' && {cel.annotation('params', TARGET_ANNOTATION)}"
                                             " == variables.target")},
@@ -114,9 +116,9 @@ def _validations(txn_annotation: str) -> list[dict[str, str]]:
     probe = (f"request.resource.group == {cel.literal(LEASE_GROUP)} && request.resource.resource == 'leases' && "
              f"request.operation == 'CREATE' && {cel.label('object', PROBE_LABEL)} == params.metadata.name")
     return [
-        {"expression": f"!({probe})", "reason": "Conflict",
+        {"expression": f"!({probe})", "reason": "Invalid",
          "messageExpression": f"'leasegate: lock lease ' + {lease} + ' is in force'"},
-        {"expression": ("request.subResource != 'scale' || !variables.reserved || variables.member || "
+        {"expression": (f"!{_IS_SCALE} || !variables.reserved || variables.member || "
                         f"{cel.records('params', PRINCIPAL_ANNOTATION)}"),
          "reason": "Forbidden",
          "messageExpression": (f"{head} + ': a scale carries no annotation, so only ' + "

@@ -11,7 +11,8 @@ and for changes of lock Leases that only the webhook can judge:
   default, only for objects whose stored version carries the marker
   ``leasegate.io/locked`` (objectSelector, plus a matchCondition: adding a
   marker to an unmarked object locks nothing, so acquire's stamp needs no
-  call) and never for the principal's own removal of its marker (release).
+  call) and never for the principal's own release of its marker (the marker
+  removed and ``leasegate.io/released=<txn>`` recorded, as lockcore does).
 * ``leases.<name>``: CREATE, UPDATE and DELETE of lock Leases, except what the
   API server can see is the rightful holder's (matchConditions,
   :func:`rightful_lease_write`): a renewal or release by the principal
@@ -38,8 +39,10 @@ Example::
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lockcore.kube import (
@@ -49,13 +52,14 @@ from lockcore.kube import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
+    RELEASED_ANNOTATION,
     VWC_PATH,
 )
 from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.profiles import LockProfile, Profile
 from webhook import cel
 from webhook.kube import KubeHttp
-from webhook.policy import ALL_RESOURCES, scale_rules
+from webhook.policy import ALL_RESOURCES, probe_policy, reservation_policy, scale_rules
 
 log = logging.getLogger("leasegate.registration")
 WEBHOOK_NAME = "locks.leasegate.io"
@@ -77,11 +81,12 @@ def _rule(groups: Sequence[str], resources: Sequence[str], operations: Sequence[
 
 def marked_object_conditions() -> list[dict[str, str]]:
     """When a write of a marked object needs no call: see the module doc."""
-    unmarks = f"request.operation == 'UPDATE' && !{cel.has_label('object', LOCKED_LABEL)}"
+    unmarks = (f"request.operation == 'UPDATE' && !{cel.has_label('object', LOCKED_LABEL)} && "
+               f"{cel.annotation('object', RELEASED_ANNOTATION)} == {cel.label('oldObject', LOCKED_LABEL)}")
     return [
         {"name": "leasegate-marked-before",
          "expression": f"request.operation != 'UPDATE' || {cel.has_label('oldObject', LOCKED_LABEL)}"},
-        {"name": "leasegate-skip-principal-unstamp",
+        {"name": "leasegate-skip-principal-release",
          "expression": f"!({unmarks} && {cel.records('oldObject', PRINCIPAL_ANNOTATION)})"},
     ]
 
@@ -228,3 +233,40 @@ def ensure_ca_bundle(kube: KubeHttp, name: str, ca_pem: bytes) -> bool:
         raise RuntimeError(f"updating caBundle of {name}: HTTP {status}: {str(body)[:200]}")
     log.info("caBundle of ValidatingWebhookConfiguration %s updated", name)
     return True
+
+
+# -- the chart's copy -------------------------------------------------------------
+CHART_FILE = "charts/leasegate/files/admission.json"
+TXN_ANNOTATION_TOKEN = "@TXN_ANNOTATION@"
+
+
+def chart_file() -> dict[str, Any]:
+    """What the chart reads from ``files/admission.json``: every CEL expression and rule this module and
+    :mod:`webhook.policy` build, with the transaction annotation as a token the chart replaces.
+
+    The chart composes them with its values exactly as :func:`webhook_configuration` and
+    :func:`webhook.policy.admission_policies` do (tests/unit/charts compare the two for several value
+    sets, and that this file is current: ``python -m webhook.registration``).
+    """
+    fenced = LockProfile.of(Profile.LEASEGATE)
+    policy = reservation_policy("x", txn_annotation=TXN_ANNOTATION_TOKEN)["spec"]
+    return {
+        "defaultResources": {p.value: [dict(r) for r in default_resources(LockProfile.of(p))] for p in Profile},
+        "scaleRules": scale_rules(),
+        "markedObjectConditions": marked_object_conditions(),
+        "rightfulLeaseWrite": {str(required).lower(): rightful_lease_write(fenced.txn_label, require_members=required)
+                               for required in (False, True)},
+        "policy": {k: policy[k] for k in ("variables", "validations")},
+        "excludeResourceRules": policy["matchConstraints"]["excludeResourceRules"],
+        "probePolicy": probe_policy("x")["spec"],
+    }
+
+
+def write_chart_file(root: Path) -> Path:
+    path = root / CHART_FILE
+    path.write_text(json.dumps(chart_file(), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+if __name__ == "__main__":  # python -m webhook.registration: refresh the chart's copy
+    print(write_chart_file(Path(__file__).resolve().parents[1]))
