@@ -426,6 +426,19 @@ def test_rbac_is_least_privilege() -> None:
     assert len(no_label["rules"]) == 3
 
 
+@pytest.mark.parametrize("option", ["default", "janus-profile"])
+def test_holder_records_are_readable_only_under_a_profile_that_has_them(option: str) -> None:
+    values = OPTIONS[option]
+    record = LockProfile.of(Profile(values.get("config", {}).get("profile", "leasegate"))).holder_record
+    role = one(rendered(option), "ClusterRole")
+    holder_rules = [rule for rule in role["rules"]
+                    if rule["apiGroups"] != ["coordination.k8s.io"] and rule["apiGroups"] != [""]
+                    and rule["resources"] != ["validatingwebhookconfigurations"]]
+    expected = [] if record is None else [{"apiGroups": [record.group], "resources": [record.plural], "verbs": ["get"]}]
+    assert holder_rules == expected
+    assert (record is None) == (option == "default")
+
+
 # -- metrics -----------------------------------------------------------------------------------
 
 # Every metric the webhook exports, as webhook/metrics.py declares it.
