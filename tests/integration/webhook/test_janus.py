@@ -35,7 +35,15 @@ from tests.support.janus import (
 )
 from tests.support.webhooks import WebhookFactory
 from tools.localcluster import REPO_ROOT, LocalCluster
-from tools.localwebhook import OBJECT_SELECT_LABEL, RunningWebhook, as_body, grant_edit, guard, register_webhook, wait_for
+from tools.localwebhook import (
+    OBJECT_SELECT_LABEL,
+    RunningWebhook,
+    as_body,
+    grant_edit,
+    guard,
+    register_webhook,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 TXN = "t1"
