@@ -11,7 +11,7 @@ Example::
 
     >>> ref, state = find_lock(manager, ResourceKey("rbac.authorization.k8s.io", "ClusterRole", "", "x"))  # doctest: +SKIP
     >>> str(ref), state.holder  # doctest: +SKIP
-    ('ops/janus-lock-ops-clusterrole-x', 'deploy-rbac')
+    ('ops/<the profile's name for it in ops>', 'deploy-rbac')
 """
 
 from __future__ import annotations

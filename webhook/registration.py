@@ -17,7 +17,7 @@ calls the webhook only where a lock can be:
   members) or a lock admin can change a live lock, members written are
   valid, and ``require_members`` can refuse a new lock without members.
 
-A profile that does not fence (janus: its operator never stamps markers)
+A profile that does not fence (its operator never stamps markers)
 gets one webhook for every write of the lockable resources, and no Lease
 protection (its Leases record no principal). Events are never matched.
 sideEffects is NoneOnDryRun because Events are skipped on dryRun.

@@ -1,8 +1,8 @@
 """Where the webhook reads a holding transaction's record: one consistent GET, when it can matter.
 
 Under a profile whose operator records who its transactions write as
-(:attr:`~lockcore.profiles.LockProfile.holder_record`: janus's Transaction,
-``spec.serviceAccountName``), a write by that identity belongs to the
+(:attr:`~lockcore.profiles.LockProfile.holder_record`: a Transaction object
+and the ServiceAccount it names), a write by that identity belongs to the
 transaction. :func:`webhook.decision.holder_for` asks for a record only for a
 live Lease and a requester that could be its identity (a service account of
 the Lease's namespace), so the operator's own steps pay one GET each and

@@ -43,7 +43,9 @@ from tools.localcluster import LocalCluster
 from tools.localwebhook import as_body
 
 GROUP, VERSION, PLURAL = "tx.janus.io", "v1alpha1", "transactions"
-# controller-runtime's default user agent for a binary named "manager" (janus's cmd/main.go build).
+# controller-runtime's default user agent for a binary named "manager" (janus's image builds
+# ./cmd/controller as /manager; `make build-controller` names it bin/controller, whose field manager
+# would be "controller"). The webhook does not look at either.
 USER_AGENT = "manager/v0.0.0 (linux/amd64) kubernetes/$Format"
 APPLY = "application/apply-patch+yaml"
 
