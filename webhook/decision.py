@@ -61,7 +61,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES
+from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES, PRINCIPAL_ANNOTATION, SCALE_PARENTS
 from lockcore.lease import LeaseState
 from lockcore.members import Members
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
@@ -80,15 +80,6 @@ from webhook.outcome import (
 )
 from webhook.review import AdmissionRequest
 from webhook.settings import DecisionPolicy
-
-# Parents whose /scale subresource the webhook can map back to a lock key
-# (the Scale object names neither the parent kind nor its annotations).
-SCALE_PARENTS: dict[tuple[str, str], str] = {
-    ("apps", "deployments"): "Deployment",
-    ("apps", "replicasets"): "ReplicaSet",
-    ("apps", "statefulsets"): "StatefulSet",
-    ("", "replicationcontrollers"): "ReplicationController",
-}
 
 
 def resource_key(request: AdmissionRequest) -> ResourceKey:
@@ -148,10 +139,7 @@ def lease_for(request: AdmissionRequest, policy: DecisionPolicy) -> LeaseRef | N
 
 
 def lease_target(request: AdmissionRequest, policy: DecisionPolicy) -> str | None:
-    """For a cluster-scoped object whose Lease may be in any namespace, the name scheme's target to find it by.
-
-    None when :func:`lease_for` names the one Lease to read.
-    """
+    """The name scheme's target of a cluster-scoped object whose Leases may be anywhere; else None."""
     scheme = policy.lock.lock_profile.names
     if scheme is None or lease_for(request, policy) is None:
         return None
@@ -161,11 +149,8 @@ def lease_target(request: AdmissionRequest, policy: DecisionPolicy) -> str | Non
 
 def holder_for(request: AdmissionRequest, lease: LeaseLookupResult, policy: DecisionPolicy,
                now: datetime) -> HolderRef | None:
-    """The holder record :func:`decide` needs for ``request`` against ``lease``, or None if none can matter.
-
-    Only a live Lease's holder, under a profile with a holder record, and only
-    for a requester that could be its identity (a service account of the
-    Lease's namespace): everyone else is judged without a read.
+    """The holder record :func:`decide` needs, or None: only a live Lease's, under a profile that
+    has one, for a requester that could be its identity (a service account of the Lease's namespace).
     """
     record = policy.lock.lock_profile.holder_record
     if record is None or not isinstance(lease, LeaseState) or lease.members is not None or not lease.holder:
@@ -252,7 +237,8 @@ def _declared_txn(request: AdmissionRequest, policy: DecisionPolicy) -> str:
 
 
 def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy) -> Reason | None:
-    """A create or update of a locked object must leave it marked with the holder (else blocked).
+    """A create or update of a locked object must leave it marked with the holder (else blocked),
+    and may record beside the marker no principal but the Lease's.
 
     Without the marker the API server would stop calling the webhook for the
     object (objectSelector), so removing it while the lock is live would
@@ -261,7 +247,13 @@ def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy
     """
     if not policy.lock.lock_profile.fences or request.operation == "DELETE" or request.sub_resource == "scale":
         return None
-    return None if request.new_labels.get(LOCKED_LABEL) == lease.holder else Reason.MARKER_MISSING
+    if request.new_labels.get(LOCKED_LABEL) != lease.holder:
+        return Reason.MARKER_MISSING
+    # The principal recorded beside the marker may remove it without a webhook
+    # call (release): nobody may record anyone but the Lease's principal there.
+    recorded = request.new_annotations.get(PRINCIPAL_ANNOTATION, "")
+    before = request.old_annotations.get(PRINCIPAL_ANNOTATION, "") if request.operation == "UPDATE" else ""
+    return None if recorded in (before, lease.principal) else Reason.PRINCIPAL_MARK_CHANGED
 
 
 def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
@@ -366,6 +358,10 @@ def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
                 f"members{disclosed_members(lease, policy)}")
     if reason is Reason.MARKER_MISSING:
         return f"this {request.operation} would leave the object without label {LOCKED_LABEL}={holder}"
+    if reason is Reason.PRINCIPAL_MARK_CHANGED:
+        return (f"this {request.operation} would record annotation {PRINCIPAL_ANNOTATION}="
+                f"{request.new_annotations.get(PRINCIPAL_ANNOTATION, '')!r}, but only {lease.principal!r} "
+                f"took the lock")
     if reason is Reason.OTHER_TRANSACTION:
         return f"this {request.operation} declares transaction {declared!r}"
     if reason is Reason.CARRIED_OVER:
@@ -384,6 +380,8 @@ def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
         target = resource_key(request).describe()
         return (f"to be added, ask a member of transaction {holder!r} to run `kubectl lock members add {target} "
                 f"--txn {holder} --member {describe_requester(request)}`, or wait for the lock to be released")
+    if reason is Reason.PRINCIPAL_MARK_CHANGED:
+        return f"leave annotation {PRINCIPAL_ANNOTATION} as it is while the lock is held"
     if reason is Reason.MARKER_MISSING:
         return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
                 f"is held; releasing the lock removes the label")
