@@ -36,7 +36,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "dashboard": {"metrics": {"dashboard": {"enabled": True, "namespace": "monitoring"}}},
     "warn-mode": {"config": {"mode": "warn"}},
     "dryrun-mode": {"config": {"mode": "dryrun"}},
-    "janus-profile": {"config": {"profile": "janus", "janusFieldManager": True}},
+    "janus-profile": {"config": {"profile": "janus"}},
     "ignore-policy": {"webhook": {"failurePolicy": "Ignore"}},
     "consistent-lookups": {"config": {"leaseLookup": "consistent"}},
     "no-events": {"config": {"events": False}},
@@ -431,7 +431,7 @@ def test_values_reach_the_webhook() -> None:
     env = container_env(template({"config": {
         "mode": "warn", "exemptUsers": ["ci-bot", "system:serviceaccount:ops:deployer"],
         "exemptNamespaces": [], "lockNamespace": "locks", "txnAnnotation": "example.com/txn",
-        "profile": "janus", "janusFieldManager": True, "clockSkewSeconds": 3.5,
+        "profile": "janus", "clockSkewSeconds": 3.5,
         "leaseLookup": "consistent", "events": False, "maxBodyBytes": 1048576,
         "workers": 3, "threads": 8, "gracefulTimeoutSeconds": 10, "logLevel": "DEBUG"}}))
     s = WebhookSettings.from_env(env)
@@ -439,7 +439,7 @@ def test_values_reach_the_webhook() -> None:
     assert s.exempt_users == ("ci-bot", "system:serviceaccount:ops:deployer")
     assert s.exempt_namespaces == ()
     assert s.lock.lock_namespace == "locks" and s.lock.txn_annotation == "example.com/txn"
-    assert s.lock.profile.value == "janus" and s.janus_field_manager is True
+    assert s.lock.profile.value == "janus"
     assert s.lock.clock_skew_seconds == 3.5
     assert s.lease_lookup.value == "consistent" and s.events is False and s.max_body_bytes == 1048576
     assert (s.workers, s.threads, s.graceful_timeout_seconds, s.log_level) == (3, 8, 10.0, "DEBUG")
@@ -477,6 +477,19 @@ def test_rbac_is_least_privilege() -> None:
     no_label = one(rendered("no-namespace-modes"), "ClusterRole")
     assert all("namespaces" not in rule["resources"] for rule in no_label["rules"])
     assert len(no_label["rules"]) == 3
+
+
+@pytest.mark.parametrize("option", ["default", "janus-profile"])
+def test_holder_records_are_readable_only_under_a_profile_that_has_them(option: str) -> None:
+    values = OPTIONS[option]
+    record = LockProfile.of(Profile(values.get("config", {}).get("profile", "leasegate"))).holder_record
+    role = one(rendered(option), "ClusterRole")
+    holder_rules = [rule for rule in role["rules"]
+                    if rule["apiGroups"] != ["coordination.k8s.io"] and rule["apiGroups"] != [""]
+                    and rule["resources"] != ["validatingwebhookconfigurations"]]
+    expected = [] if record is None else [{"apiGroups": [record.group], "resources": [record.plural], "verbs": ["get"]}]
+    assert holder_rules == expected
+    assert (record is None) == (option == "default")
 
 
 # -- metrics -----------------------------------------------------------------------------------
