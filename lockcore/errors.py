@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import json
-
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:

@@ -66,7 +66,7 @@ WEBHOOK_NAME = "locks.leasegate.io"
 
 # What can be locked by default: every kind under a profile that fences (unmarked
 # objects never reach the webhook, so covering everything costs nothing); the
-# classic list under one that does not (janus: every covered write is a call).
+# classic list under one that does not (every covered write is then a call).
 DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ALL_RESOURCES
 
 
