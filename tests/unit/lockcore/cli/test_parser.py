@@ -1,4 +1,4 @@
-"""CLI argument parsing and exit codes that need no cluster."""
+"""lockcore.cli.parser: argument parsing and the usage exit codes, no cluster needed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from lockcore.cli import build_parser, kubectl_main, main, parse_duration
+from lockcore.cli import kubectl_main, main
+from lockcore.cli.parser import build_parser, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("1h30m", 5400), ("45", 45), ("0.5", 0.5),
