@@ -39,16 +39,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from lockcore.cli import commands
+from lockcore.cli import commands, running
 from lockcore.cli import plugin as helpers
 from lockcore.cli.context import Context
 from lockcore.cli.failures import HANDLED, exit_code, explain, message
-from lockcore.cli.parser import build_parser
+from lockcore.cli.parser import build_parser, parse
 
 # Modules: parser (the grammar), context (what a command needs), commands (locks themselves),
 # plugin (kubectl lock's helpers around the real kubectl), output (how locks look), failures
 # (exit codes and the one error line).
-_COMMANDS: dict[str, Callable[[Context], int]] = {**commands.COMMANDS, **helpers.COMMANDS}
+_COMMANDS: dict[str, Callable[[Context], int]] = {**commands.COMMANDS, "run": running.cmd_run, **helpers.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def kubectl_main(argv: Sequence[str] | None = None) -> int:
 def _run(prog: str, argv: list[str], *, plugin: bool) -> int:
     parser = build_parser(prog, plugin=plugin)
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
         return int(exc.code or 0)
     ctx: Context | None = None

@@ -65,9 +65,11 @@ def _cmd_renew(ctx: Context) -> int:
 
 def _cmd_release(ctx: Context) -> int:
     keys, manager = ctx.keys(), ctx.manager()
-    manager.release_all([manager.ref_for(key) for key in keys], ctx.args.txn)
-    ctx.emit({"locks": locks_json(manager, keys), "released": True},
-             "\n".join(f"released {key.describe()} (if {ctx.args.txn} held it)" for key in keys))
+    outcomes = manager.release_each([manager.ref_for(key) for key in keys], ctx.args.txn)
+    locks = [{**lock, **outcome.as_json()} for lock, outcome in zip(locks_json(manager, keys), outcomes)]
+    ctx.emit({"locks": locks, "released": all(outcome.released for outcome in outcomes)},
+             "\n".join(f"{outcome.describe()} {key.describe()}" if outcome.released
+                       else f"{key.describe()}: {outcome.describe()}" for key, outcome in zip(keys, outcomes)))
     return EXIT_OK
 
 

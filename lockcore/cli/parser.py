@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass
 from typing import NoReturn
 
 from lockcore.members import MembersError, parse_spec
 from lockcore.naming import InvalidKeyError, validate_txn
+from lockcore.pipeline import TXN_ENV
 from lockcore.settings import Profile
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_EXPIRED, EXIT_NO_CLUSTER = 0, 1, 2, 3, 4, 5
@@ -66,6 +68,7 @@ class _Parents:
 
     common: Parser
     txn: Parser
+    txn_env: Parser
     target: Parser
     targets: Parser
     ttl: Parser
@@ -81,8 +84,13 @@ class _Parents:
         common.add_argument("--lock-namespace", help="namespace of cluster-scoped objects' leases "
                             "(default: $LEASEGATE_LOCK_NAMESPACE or leasegate-system)")
         common.add_argument("--profile", choices=[p.value for p in Profile], help="lease layout")
-        parents = cls(common, *(Parser(add_help=False) for _ in range(5)))
+        parents = cls(common, *(Parser(add_help=False) for _ in range(6)))
         parents.txn.add_argument("--txn", required=True, type=_txn, help="transaction name")
+        # What writes as part of a transaction (or runs one) takes it from the environment
+        # `kubectl lock run` gives its command. argparse runs `type` on a string default too.
+        from_env = os.environ.get(TXN_ENV) or None
+        parents.txn_env.add_argument("--txn", required=from_env is None, default=from_env, type=_txn,
+                                     help=f"transaction name (default: ${TXN_ENV})")
         parents.target.add_argument("target", metavar="TYPE/NAME", help="e.g. deployment/web, cm/settings")
         parents.targets.add_argument("targets", metavar="TYPE/NAME", nargs="+",
                                      help="one or more objects, e.g. deployment/web cm/web-config")
@@ -105,6 +113,7 @@ def build_parser(prog: str, *, plugin: bool = False) -> argparse.ArgumentParser:
     _add_acquire(sub, p)
     sub.add_parser("renew", parents=[p.common, p.target, p.txn, p.ttl], help="extend a lock")
     _add_lock_commands(sub, p)
+    _add_run(sub, p)
     if plugin:
         _add_plugin_commands(sub, p)
     return parser
@@ -146,10 +155,35 @@ def _add_lock_commands(sub: argparse._SubParsersAction[Parser], p: _Parents) -> 
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
 
 
+def _add_run(sub: argparse._SubParsersAction[Parser], p: _Parents) -> None:
+    run = sub.add_parser("run", parents=[p.common, p.txn_env, p.ttl],
+                         usage="%(prog)s --txn T --ttl D [--wait D] (-f FILE... | TYPE/NAME...) -- COMMAND [ARGS...]",
+                         help="lock objects (all or nothing) while COMMAND runs with $LEASEGATE_TXN set; "
+                              "renewed meanwhile, released however it ends; exits with its status")
+    run.add_argument("targets", metavar="TYPE/NAME", nargs="*", help="objects to lock, e.g. deployment/web")
+    run.add_argument("-f", "--filename", action="append", default=[], metavar="FILE",
+                     help="manifests naming the objects to lock (file, directory, or - for stdin; repeatable)")
+    run.add_argument("--wait", type=parse_duration, help="queue this long for a busy lock (e.g. 30s)")
+
+
 def _add_plugin_commands(sub: argparse._SubParsersAction[Parser], p: _Parents) -> None:
     """``kubectl lock`` only: helpers that run the real kubectl with the txn annotation."""
-    apply = sub.add_parser("apply", parents=[p.common, p.txn], help="kubectl apply, every object annotated with the txn")
+    apply = sub.add_parser("apply", parents=[p.common, p.txn_env],
+                           help="kubectl apply, every object annotated with the txn")
     apply.add_argument("-f", "--filename", required=True, help="manifest file, or - for stdin")
-    sub.add_parser("delete", parents=[p.common, p.target, p.txn], help="stamp the txn annotation, then kubectl delete")
-    sub.add_parser("edit", parents=[p.common, p.target, p.txn],
+    sub.add_parser("delete", parents=[p.common, p.target, p.txn_env],
+                   help="stamp the txn annotation, then kubectl delete")
+    sub.add_parser("edit", parents=[p.common, p.target, p.txn_env],
                    help="kubectl edit (YAML, or JSON with -o json); opens with the txn annotation set")
+    sub.add_parser("stamp", parents=[p.common, p.txn_env],
+                   help="manifests on stdin to stdout stamped as apply stamps them (a Helm post-renderer)")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed; for ``run``, what follows ``--`` is the command (``args.exec``)."""
+    if argv[:1] == ["run"]:
+        cut = argv.index("--") if "--" in argv else len(argv)
+        args = parser.parse_args(argv[:cut])
+        args.exec = argv[cut + 1:]
+        return args
+    return parser.parse_args(argv)

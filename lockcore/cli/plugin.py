@@ -17,27 +17,25 @@ import sys
 from collections.abc import Callable
 
 from lockcore.cli.context import Context
+from lockcore.cli.manifests import stamp_manifests
 from lockcore.cli.parser import EXIT_ERROR, EXIT_OK
 from lockcore.editing import StampError, stamp_edit_text
-from lockcore.kube import LOCKED_LABEL
 
 EDIT_WRAPPER = "_edit-wrapper"
 _WRAPPED_EDITOR_ENV = "LEASEGATE_WRAPPED_EDITOR"
 
 
 def _cmd_apply(ctx: Context) -> int:
-    stamp = f"{ctx.settings.txn_annotation}={ctx.args.txn}"
-    source = sys.stdin.read() if ctx.args.filename == "-" else None
-    file_arg = "-" if source is not None else ctx.args.filename
-    # kubectl annotates locally (any manifest kubectl reads, YAML or JSON, lists included).
-    annotated = ctx.kubectl("annotate", "--local", "--overwrite", "-o", "json", "-f", file_arg,
-                            stamp, input=source)
-    # The transaction's objects keep (or, created, get) its marker: a locked name must be created
-    # marked, or its later writes would not reach the webhook. Release removes it.
-    annotated = ctx.kubectl("label", "--local", "--overwrite", "-o", "json", "-f", "-",
-                            f"{LOCKED_LABEL}={ctx.args.txn}", input=annotated)
+    stamped = stamp_manifests(ctx, [ctx.args.filename], ctx.args.txn, output="json")
     output = ["-o", "json"] if ctx.args.output == "json" else []
-    sys.stdout.write(ctx.kubectl("apply", "-f", "-", *output, input=annotated))
+    sys.stdout.write(ctx.kubectl("apply", "-f", "-", *output, input=stamped))
+    return EXIT_OK
+
+
+def _cmd_stamp(ctx: Context) -> int:
+    """stdin to stdout, stamped as apply stamps (a Helm post-renderer, a kustomize or kubectl step)."""
+    sys.stdout.write(stamp_manifests(ctx, ["-"], ctx.args.txn, output="json" if ctx.args.output == "json"
+                                     else "yaml"))
     return EXIT_OK
 
 
@@ -90,6 +88,7 @@ def _write_text(path: str, text: str) -> None:
 
 COMMANDS: dict[str, Callable[[Context], int]] = {
     "apply": _cmd_apply,
+    "stamp": _cmd_stamp,
     "delete": _cmd_delete,
     "edit": _cmd_edit,
 }

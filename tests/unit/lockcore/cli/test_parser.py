@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from lockcore.cli import kubectl_main, main
-from lockcore.cli.parser import build_parser, parse_duration
+from lockcore.cli.parser import build_parser, parse, parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("1h30m", 5400), ("45", 45), ("0.5", 0.5),
@@ -63,3 +63,49 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "exit codes" in capsys.readouterr().out
+
+
+def test_run_takes_files_objects_and_the_command_after_the_double_dash() -> None:
+    args = parse(build_parser("kubectl lock", plugin=True),
+                 ["run", "--txn", "t42", "--ttl", "5s", "-f", "k8s/", "-f", "-", "cm/extra", "--wait", "1m",
+                  "--", "kubectl", "lock", "apply", "-f", "k8s/", "--txn", "ignored-by-run"])
+    assert (args.command, args.filename, args.targets, args.ttl, args.wait) == (
+        "run", ["k8s/", "-"], ["cm/extra"], 5.0, 60.0)
+    assert args.exec == ["kubectl", "lock", "apply", "-f", "k8s/", "--txn", "ignored-by-run"]
+    assert parse(build_parser("lockcore"), ["run", "--txn", "t", "--ttl", "1s", "cm/x"]).exec == []
+
+
+def test_other_commands_parse_as_before_even_with_a_double_dash() -> None:
+    args = parse(build_parser("lockcore"), ["release", "--txn", "t42", "--", "cm/x"])
+    assert (args.command, args.targets) == ("release", ["cm/x"])
+
+
+@pytest.mark.parametrize("argv", [["apply", "-f", "x.yaml"], ["edit", "cm/x"], ["delete", "cm/x"], ["stamp"],
+                                  ["run", "--ttl", "1m", "cm/x"]])
+def test_the_txn_comes_from_the_environment_when_not_given(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEASEGATE_TXN", "t-env")
+    assert build_parser("kubectl lock", plugin=True).parse_args(argv).txn == "t-env"
+    assert build_parser("kubectl lock", plugin=True).parse_args([*argv, "--txn", "t-flag"]).txn == "t-flag"
+    monkeypatch.delenv("LEASEGATE_TXN")
+    with pytest.raises(SystemExit):
+        build_parser("kubectl lock", plugin=True).parse_args(argv)
+
+
+def test_lock_commands_never_take_the_txn_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # Releasing or renewing is a decision about a lock, not a write inside a transaction.
+    monkeypatch.setenv("LEASEGATE_TXN", "t-env")
+    assert main(["release", "cm/x"]) == 2
+    assert "--txn" in capsys.readouterr().err
+
+
+def test_a_bad_txn_in_the_environment_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LEASEGATE_TXN", "bad txn")
+    assert kubectl_main(["stamp"]) == 2
+    assert capsys.readouterr().err.startswith("error: argument --txn: ")
+
+
+def test_run_without_a_command_or_objects_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--txn", "t", "--ttl", "1m", "cm/x"]) == 2
+    assert capsys.readouterr().err == "error: run needs a command after --, e.g. -- kubectl lock apply -f k8s/\n"
