@@ -150,6 +150,20 @@ class RunOutcome:
     lost: LockLostError | None = None
 
 
+class CannotStartError(OSError):
+    """The command could not be started; ``status`` is what a shell exits with (127 not found, else 126).
+
+    >>> CannotStartError("helm", FileNotFoundError(2, "No such file or directory")).status
+    127
+    """
+
+    def __init__(self, program: str, cause: OSError) -> None:
+        self.program = program
+        self.cause = cause
+        self.status = EXIT_NOT_FOUND if isinstance(cause, FileNotFoundError) else EXIT_NOT_EXECUTABLE
+        super().__init__(f"{program}: cannot run it: {cause.strerror or cause}")
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived before the command started (the locks are given back)."""
 
@@ -168,7 +182,10 @@ class _Child:
 
     def start(self, command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         with self._lock:
-            self.process = subprocess.Popen(list(command), env=dict(env))
+            try:
+                self.process = subprocess.Popen(list(command), env=dict(env))
+            except OSError as exc:
+                raise CannotStartError(command[0], exc) from exc
             if self._stopping:  # the lock was lost while it was being started
                 self._terminate()
             return self.process
@@ -198,7 +215,7 @@ def run_locked(manager: LockHolder, keys: Iterable[ResourceKey], txn: str, ttl: 
     """Hold the locks on ``keys`` while ``command`` runs with ``LEASEGATE_TXN=txn``; release however it ends.
 
     Raises what acquiring raises (nothing is held then), :class:`Interrupted`
-    for a signal before the command started, ``OSError`` if it cannot start.
+    for a signal before the command started, :class:`CannotStartError`.
     ``on_held`` runs once every lock is held, before the command starts.
     Call from the main thread (it installs SIGINT/SIGTERM handlers while it runs).
     """

@@ -6,13 +6,20 @@ directories, ``-`` for stdin) and stamps them locally, so ``run -f`` locks
 exactly the objects ``apply -f`` writes, and ``stamp`` changes them exactly as
 ``apply`` does: the ``leasegate.io/transaction`` annotation, and the
 ``leasegate.io/locked`` marker a locked name must be created with (or its
-later writes would not reach the webhook; release removes it)::
+later writes would not reach the webhook; release removes it).
 
-    >>> print(stamp_manifests(ctx, ["web.yaml"], "t42", output="yaml"))  # doctest: +SKIP
+The result is written as JSON documents (after ``---`` for a YAML stream):
+JSON is YAML that every reader reads alike, where a YAML dump can leave a
+string such as ``1e3`` unquoted for a reader to take as a number::
+
+    >>> print(documents([{"kind": "ConfigMap"}], "yaml"), end="")
+    ---
+    {"kind": "ConfigMap"}
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, Literal
 
@@ -22,23 +29,22 @@ from lockcore.kube import LOCKED_LABEL
 from lockcore.pipeline import json_stream
 
 
-def stamp_manifests(ctx: Context, files: list[str], txn: str, *, output: Literal["json", "yaml"]) -> str:
-    """The objects in ``files`` with the transaction's annotation and marker, as kubectl prints them.
-
-    ``json``: one JSON document per object, concatenated; ``yaml``: documents separated by ``---``.
-    """
+def stamped_objects(ctx: Context, files: list[str], txn: str) -> list[Any]:
+    """The objects in ``files`` (Lists flattened) with the transaction's annotation and marker."""
     if files.count("-") > 1:
         raise UsageError("-f - (stdin) can be given once")
     source = sys.stdin.read() if "-" in files else None
     if source is not None and not source.strip() and len(files) == 1:
-        return ""  # nothing rendered (an empty chart): nothing to stamp
+        return []  # nothing rendered (an empty chart): nothing to stamp
     file_args = [arg for name in files for arg in ("-f", name)]
     annotated = ctx.kubectl("annotate", "--local", "--overwrite", "-o", "json", *file_args,
                             f"{ctx.settings.txn_annotation}={txn}", input=source)
-    return ctx.kubectl("label", "--local", "--overwrite", "-o", output, "-f", "-",
-                       f"{LOCKED_LABEL}={txn}", input=annotated)
+    return json_stream(ctx.kubectl("label", "--local", "--overwrite", "-o", "json", "-f", "-",
+                                   f"{LOCKED_LABEL}={txn}", input=annotated))
 
 
-def manifest_objects(ctx: Context, files: list[str], txn: str) -> list[Any]:
-    """The objects in ``files``, as ``apply`` would write them for ``txn``."""
-    return json_stream(stamp_manifests(ctx, files, txn, output="json"))
+def documents(objects: list[Any], output: Literal["json", "yaml"]) -> str:
+    """``objects`` as a stream: concatenated JSON documents, or a YAML stream of JSON documents."""
+    if output == "json":
+        return "".join(json.dumps(obj, indent=4) + "\n" for obj in objects)
+    return "".join(f"---\n{json.dumps(obj)}\n" for obj in objects)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 
 from lockcore.cli.context import Context
-from lockcore.cli.manifests import stamp_manifests
+from lockcore.cli.manifests import documents, stamped_objects
 from lockcore.cli.parser import EXIT_ERROR, EXIT_OK
 from lockcore.editing import StampError, stamp_edit_text
 
@@ -26,7 +26,7 @@ _WRAPPED_EDITOR_ENV = "LEASEGATE_WRAPPED_EDITOR"
 
 
 def _cmd_apply(ctx: Context) -> int:
-    stamped = stamp_manifests(ctx, [ctx.args.filename], ctx.args.txn, output="json")
+    stamped = documents(stamped_objects(ctx, [ctx.args.filename], ctx.args.txn), "yaml")
     output = ["-o", "json"] if ctx.args.output == "json" else []
     sys.stdout.write(ctx.kubectl("apply", "-f", "-", *output, input=stamped))
     return EXIT_OK
@@ -34,8 +34,8 @@ def _cmd_apply(ctx: Context) -> int:
 
 def _cmd_stamp(ctx: Context) -> int:
     """stdin to stdout, stamped as apply stamps (a Helm post-renderer, a kustomize or kubectl step)."""
-    sys.stdout.write(stamp_manifests(ctx, ["-"], ctx.args.txn, output="json" if ctx.args.output == "json"
-                                     else "yaml"))
+    objects = stamped_objects(ctx, ["-"], ctx.args.txn)
+    sys.stdout.write(documents(objects, "json" if ctx.args.output == "json" else "yaml"))
     return EXIT_OK
 
 

@@ -18,13 +18,12 @@ from typing import Any
 
 from lockcore.cli.context import Context
 from lockcore.cli.failures import UsageError
-from lockcore.cli.manifests import manifest_objects
+from lockcore.cli.manifests import stamped_objects
 from lockcore.cli.output import locks_json
 from lockcore.cli.parser import EXIT_EXPIRED
 from lockcore.naming import ResourceKey
 from lockcore.pipeline import (
-    EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
+    CannotStartError,
     Interrupted,
     RunOutcome,
     exit_status,
@@ -38,7 +37,7 @@ def run_keys(ctx: Context) -> list[ResourceKey]:
     """Every object the files and the arguments name (duplicates once), kinds resolved by discovery."""
     named = [ctx.discovery.key(target, ctx.namespace()) for target in ctx.args.targets]
     if ctx.args.filename:
-        for found in targets(manifest_objects(ctx, ctx.args.filename, ctx.args.txn)):
+        for found in targets(stamped_objects(ctx, ctx.args.filename, ctx.args.txn)):
             named.append(ctx.discovery.key(found.target, found.namespace or ctx.namespace()))
     if not named:
         raise UsageError("run needs objects to lock: -f FILE or TYPE/NAME")
@@ -61,10 +60,9 @@ def cmd_run(ctx: Context) -> int:
                   file=sys.stderr, flush=True)
     try:
         outcome = run_locked(manager, keys, ctx.args.txn, ctx.args.ttl, command, wait=ctx.args.wait, on_held=held)
-    except FileNotFoundError as exc:
-        return _cannot_start(command, exc, EXIT_NOT_FOUND, "command not found")
-    except PermissionError as exc:
-        return _cannot_start(command, exc, EXIT_NOT_EXECUTABLE, "permission denied")
+    except CannotStartError as exc:  # found by the check above, gone or unrunnable by the time it started
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
     except Interrupted as exc:
         print(f"error: {exc} before the command started; nothing is held", file=sys.stderr)
         return exit_status(-exc.signum)
@@ -76,11 +74,6 @@ def cmd_run(ctx: Context) -> int:
         print(f"error: lost the lock on {lost}, so the command was terminated: {outcome.lost}", file=sys.stderr)
         return EXIT_EXPIRED
     return outcome.status
-
-
-def _cannot_start(command: list[str], exc: OSError, code: int, reason: str) -> int:
-    print(f"error: {command[0]}: {reason} ({exc.strerror})", file=sys.stderr)
-    return code
 
 
 def _outcome_json(ctx: Context, keys: list[ResourceKey], outcome: RunOutcome) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from lockcore.errors import AlreadyLockedError, LockExpiredError
 from lockcore.manager import MemberSpecs
 from lockcore.naming import LeaseRef, ResourceKey
 from lockcore.pipeline import (
+    CannotStartError,
     ManifestError,
     Target,
     exit_status,
@@ -86,7 +87,7 @@ def test_launch_failures_are_the_shells(tmp_path: Path) -> None:
     assert launch_failure([str(script)]) == (126, f"{script}: permission denied")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     assert launch_failure([str(script)]) is None
-    assert launch_failure([str(tmp_path)])[0] == 126  # type: ignore[index]
+    assert launch_failure([str(tmp_path)]) == (126, f"{tmp_path}: permission denied")
     assert launch_failure([str(tmp_path / "absent")]) == (127, f"{tmp_path / 'absent'}: no such file or directory")
     assert launch_failure(["script"], path=str(tmp_path)) is None
     assert launch_failure(["nope"], path=str(tmp_path)) == (127, "nope: command not found")
@@ -170,3 +171,15 @@ def test_sigterm_is_forwarded_and_the_locks_released(tmp_path: Path) -> None:
     assert ready.exists() and outcome.status == 128 + signal.SIGTERM
     assert manager.held == {}
     assert signal.getsignal(signal.SIGTERM) == before, "the handlers are restored"
+
+
+def test_a_command_that_cannot_start_after_all_is_the_shells_code_and_nothing_stays_held(tmp_path: Path) -> None:
+    manager, plain = MemoryManager(), tmp_path / "binary"
+    plain.write_bytes(b"\x7fELF-not-really")
+    plain.chmod(0o755)  # executable, but no format the kernel knows: a shell says 126
+    with pytest.raises(CannotStartError) as raised:
+        run_locked(manager, KEYS, "t42", 30, [str(plain)])
+    assert raised.value.status == 126 and manager.held == {}
+    with pytest.raises(CannotStartError) as missing:
+        run_locked(manager, KEYS, "t42", 30, [str(tmp_path / "absent")])
+    assert missing.value.status == 127 and manager.held == {}
