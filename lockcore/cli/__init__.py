@@ -14,6 +14,8 @@ real kubectl. Examples::
     lockcore acquire cm/cfg --txn t42 --ttl 5m --no-fence   # advisory only: nothing enforces it
     kubectl lock acquire deploy/web --txn t42 --ttl 10m --member group:sre --member sa:shop:deployer
     kubectl lock members add deploy/web --txn t42 --member user:bob   # identity-bound locks only
+    kubectl lock run --txn t42 --ttl 1m -f k8s/ -- kubectl lock apply -f k8s/   # a command as a transaction
+    helm template web ./chart | kubectl lock stamp --txn t42           # stamped as apply stamps
 
 The cluster is chosen as kubectl chooses it (``--kubeconfig``, ``--context``,
 ``$KUBECONFIG``, ``~/.kube/config``, else in-cluster). ``list`` and ``audit``
@@ -26,9 +28,14 @@ Exit codes:
     1  an API or kubectl call failed (a lock's namespace that does not exist, too)
     2  usage error: bad arguments, unknown resource type, invalid name or ttl
     3  the lock is held by another transaction (AlreadyLockedError)
-    4  the lock has expired or is gone (LockExpiredError, on ``renew``)
+    4  the lock has expired or is gone (LockExpiredError, on ``renew``; ``run``: lost while
+       the command ran, which is then terminated)
     5  no cluster to talk to: no kubeconfig, a missing kubeconfig file, an unknown
        ``--context``, or an API server that does not answer
+
+``run`` exits with its command's status otherwise (128 + N for signal N, 127 not
+found, 126 not executable, as a shell). ``apply``, ``edit``, ``delete``, ``run``
+and ``stamp`` take ``--txn`` from ``$LEASEGATE_TXN`` when it is not given.
 
 Every failure is one line on stderr, ``error: ...``, as kubectl prints it;
 usage errors add ``See 'kubectl lock acquire --help' for usage.``

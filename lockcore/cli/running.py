@@ -21,6 +21,7 @@ from lockcore.cli.failures import UsageError
 from lockcore.cli.manifests import stamped_objects
 from lockcore.cli.output import locks_json
 from lockcore.cli.parser import EXIT_EXPIRED
+from lockcore.manager import LeaseManager
 from lockcore.naming import ResourceKey
 from lockcore.pipeline import (
     CannotStartError,
@@ -68,7 +69,7 @@ def cmd_run(ctx: Context) -> int:
         return exit_status(-exc.signum)
     print(f"released the locks of transaction {ctx.args.txn}", file=sys.stderr)
     if ctx.args.output == "json":
-        print(json.dumps(_outcome_json(ctx, keys, outcome), indent=2, sort_keys=True))
+        print(json.dumps(_outcome_json(ctx, manager, keys, outcome), indent=2, sort_keys=True))
     if outcome.lost is not None:
         lost = next((k.describe() for k in keys if manager.ref_for(k) == outcome.lost.lease), str(outcome.lost.lease))
         print(f"error: lost the lock on {lost}, so the command was terminated: {outcome.lost}", file=sys.stderr)
@@ -76,9 +77,9 @@ def cmd_run(ctx: Context) -> int:
     return outcome.status
 
 
-def _outcome_json(ctx: Context, keys: list[ResourceKey], outcome: RunOutcome) -> dict[str, Any]:
+def _outcome_json(ctx: Context, manager: LeaseManager, keys: list[ResourceKey], outcome: RunOutcome) -> dict[str, Any]:
     lost = outcome.lost
-    return {"txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl, "locks": locks_json(ctx.manager(), keys),
+    return {"txn": ctx.args.txn, "ttlSeconds": ctx.args.ttl, "locks": locks_json(manager, keys),
             "exitCode": outcome.status, "released": True,
             "lost": None if lost is None else {"lease": {"namespace": lost.lease.namespace, "name": lost.lease.name},
                                                "reason": str(lost.cause)}}
