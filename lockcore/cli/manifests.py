@@ -20,6 +20,7 @@ string such as ``1e3`` unquoted for a reader to take as a number::
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, Literal
 
@@ -27,6 +28,12 @@ from lockcore.cli.context import Context
 from lockcore.cli.failures import UsageError
 from lockcore.kube import LOCKED_LABEL
 from lockcore.pipeline import json_stream
+
+# Characters a YAML reader would not take literally inside a double-quoted string: outside YAML's
+# printable set, or line breaks in YAML 1.1 (NEL, U+2028/9). Written as JSON escapes, which YAML
+# reads alike; the rest of the text is UTF-8 as is, since a surrogate-pair escape (JSON's
+# spelling of an emoji) is not one character to every YAML reader.
+_ESCAPED_FOR_YAML = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
 def stamped_objects(ctx: Context, files: list[str], txn: str) -> list[Any]:
@@ -47,4 +54,8 @@ def documents(objects: list[Any], output: Literal["json", "yaml"]) -> str:
     """``objects`` as a stream: concatenated JSON documents, or a YAML stream of JSON documents."""
     if output == "json":
         return "".join(json.dumps(obj, indent=4) + "\n" for obj in objects)
-    return "".join(f"---\n{json.dumps(obj)}\n" for obj in objects)
+    return "".join(f"---\n{_yaml_safe(json.dumps(obj, ensure_ascii=False))}\n" for obj in objects)
+
+
+def _yaml_safe(text: str) -> str:
+    return _ESCAPED_FOR_YAML.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

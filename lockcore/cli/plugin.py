@@ -35,7 +35,9 @@ def _cmd_apply(ctx: Context) -> int:
 def _cmd_stamp(ctx: Context) -> int:
     """stdin to stdout, stamped as apply stamps (a Helm post-renderer, a kustomize or kubectl step)."""
     objects = stamped_objects(ctx, ["-"], ctx.args.txn)
-    sys.stdout.write(documents(objects, "json" if ctx.args.output == "json" else "yaml"))
+    # UTF-8 whatever the locale: what Helm, kustomize and kubectl read.
+    sys.stdout.flush()
+    sys.stdout.buffer.write(documents(objects, "json" if ctx.args.output == "json" else "yaml").encode())
     return EXIT_OK
 
 

@@ -162,15 +162,17 @@ def test_a_lost_lock_terminates_the_command_and_is_reported() -> None:
     assert manager.held == {}
 
 
-def test_sigterm_is_forwarded_and_the_locks_released(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_is_forwarded_and_the_locks_released(signum: int, tmp_path: Path) -> None:
     manager, ready = MemoryManager(), tmp_path / "ready"
-    before = signal.getsignal(signal.SIGTERM)
-    # The child signals this process once it runs; run_locked forwards the SIGTERM to it.
-    child = f"import os, time; open({str(ready)!r}, 'w').close(); os.kill({os.getpid()}, 15); time.sleep(60)"
+    before = signal.getsignal(signum)
+    # The child signals this process once it runs; run_locked forwards the signal to it.
+    child = (f"import os, signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             f"open({str(ready)!r}, 'w').close(); os.kill({os.getpid()}, {int(signum)}); time.sleep(60)")
     outcome = run_locked(manager, KEYS, "t42", 30, [sys.executable, "-c", child])
-    assert ready.exists() and outcome.status == 128 + signal.SIGTERM
+    assert ready.exists() and outcome.status == 128 + signum
     assert manager.held == {}
-    assert signal.getsignal(signal.SIGTERM) == before, "the handlers are restored"
+    assert signal.getsignal(signum) == before, "the handlers are restored"
 
 
 def test_a_command_that_cannot_start_after_all_is_the_shells_code_and_nothing_stays_held(tmp_path: Path) -> None:
