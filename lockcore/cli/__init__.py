@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from lockcore.cli import commands, running
 from lockcore.cli import plugin as helpers
 from lockcore.cli.context import Context
-from lockcore.cli.failures import HANDLED, exit_code, explain, message
+from lockcore.cli.failures import HANDLED, exit_code, explain, message, needs_saying
 from lockcore.cli.parser import build_parser, parse
 
 # Modules: parser (the grammar), context (what a command needs), commands (locks themselves),
@@ -83,5 +83,6 @@ def _run(prog: str, argv: list[str], *, plugin: bool) -> int:
         return _COMMANDS[args.command](ctx)
     except HANDLED as exc:
         error = explain(exc, ctx.server() if ctx is not None else "")
-        print(f"error: {message(error)}", file=sys.stderr)
+        if needs_saying(error):
+            print(f"error: {message(error)}", file=sys.stderr)
         return exit_code(error)

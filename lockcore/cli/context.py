@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from lockcore.advice import Locked
-from lockcore.cli.failures import UsageError
+from lockcore.cli.failures import KubectlError, UsageError
 from lockcore.connect import api_client_from, default_namespace
 from lockcore.manager import LeaseManager
 from lockcore.naming import LeaseRef, ResourceKey
@@ -98,5 +98,7 @@ class Context:
         if result.returncode != 0:
             if capture:
                 sys.stderr.write(result.stderr)
-            raise subprocess.CalledProcessError(result.returncode, ["kubectl", *args])
+            # kubectl's own error line is the one the user sees; nothing is added to it.
+            said = not capture or bool(result.stderr.strip())
+            raise KubectlError(result.returncode, ["kubectl", *args], reported=said)
         return result.stdout or ""

@@ -31,6 +31,21 @@ class UsageError(Exception):
     """Bad command-line input (exit code 2)."""
 
 
+class KubectlError(subprocess.CalledProcessError):
+    """The real kubectl failed; ``reported`` when it said why on stderr already (exit code 1).
+
+    >>> str(KubectlError(1, ["kubectl", "apply", "-f", "-"], reported=False))
+    'kubectl apply failed (exit 1)'
+    """
+
+    def __init__(self, returncode: int, cmd: list[str], *, reported: bool) -> None:
+        super().__init__(returncode, cmd)
+        self.reported = reported
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.cmd[:2])} failed (exit {self.returncode})"
+
+
 # First match wins: the specific lock errors before LockError, their base.
 EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
     ((AlreadyLockedError,), EXIT_LOCKED),
@@ -65,6 +80,11 @@ def explain(exc: BaseException, server: str) -> BaseException:
         missing.__cause__ = exc
         return missing
     return exc
+
+
+def needs_saying(exc: BaseException) -> bool:
+    """False for a failure already reported in its own words (kubectl's ``error: ...`` line)."""
+    return not (isinstance(exc, KubectlError) and exc.reported)
 
 
 def message(exc: BaseException) -> str:

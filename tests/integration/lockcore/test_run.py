@@ -123,7 +123,8 @@ def test_run_holds_every_object_past_twice_the_ttl_and_lets_only_its_command_wri
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "configmap/settings configured" in out and "secret/token created" in out
-    written = json.loads(kubectl("get", "cm/settings", "secret/token", "cm/flags", "-n", locked_ns, "-o", "json").stdout)
+    written = json.loads(kubectl("get", "cm/settings", "secret/token", "cm/flags", "-n", locked_ns,
+                                 "-o", "json").stdout)
     assert [i["metadata"]["annotations"]["leasegate.io/transaction"] for i in written["items"]] == [TXN] * 3
     assert written["items"][0]["data"] == {"mode": "green"}
     assert held(cluster, locked_ns) == [], "released when the command ended"
@@ -213,6 +214,7 @@ def test_bad_manifests_are_one_error_line(cluster: LocalCluster, locked_ns: str,
         process = run(cluster, locked_ns, "--txn", TXN, "--ttl", "5s", *args, "--", "true")
         _, err = process.communicate(timeout=60)
         assert process.returncode == code and says in err and "Traceback" not in err, err
+        assert err.count("error:") == 1 and err.startswith("error: "), err
 
 
 def test_everything_it_needs_is_the_environment_kubectl_lock_gives(cluster: LocalCluster) -> None:

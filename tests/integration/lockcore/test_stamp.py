@@ -102,6 +102,7 @@ def test_stamp_round_trips_every_document_with_only_the_stamp_added(cluster: Loc
 def test_stamp_of_empty_or_bad_input(cluster: LocalCluster, text: str, code: int, says: str) -> None:
     stamped = stamp(plugin_env(cluster), text, "--txn", "t42")
     assert stamped.returncode == code and says in stamped.stderr and "Traceback" not in stamped.stderr
+    assert stamped.stderr.count("error:") == (1 if code else 0), "kubectl's own line, nothing added"
     assert stamped.stdout == ""
 
 

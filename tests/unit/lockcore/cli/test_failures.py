@@ -10,7 +10,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.cli import main
-from lockcore.cli.failures import UsageError, exit_code, explain, message
+from lockcore.cli.failures import KubectlError, UsageError, exit_code, explain, message, needs_saying
 from lockcore.connect import unreachable
 from lockcore.errors import (
     AlreadyLockedError,
@@ -93,3 +93,12 @@ def test_a_refused_connection_behind_a_lease_error_is_unreachable() -> None:
     assert str(explained) == "cannot reach the API server at https://127.0.0.1:1: connection refused"
     assert exit_code(explained) == 5
     assert unreachable(LeaseOpError("listing", "", ApiException(status=500)), "https://h") is None
+
+
+def test_a_kubectl_failure_is_said_once() -> None:
+    # kubectl printed its own error line: the CLI adds none; else it says which kubectl step failed.
+    said = KubectlError(1, ["kubectl", "annotate", "--local"], reported=True)
+    silent = KubectlError(1, ["kubectl", "apply", "-f", "-"], reported=False)
+    assert (exit_code(said), needs_saying(said)) == (1, False)
+    assert (exit_code(silent), needs_saying(silent), message(silent)) == (1, True, "kubectl apply failed (exit 1)")
+    assert needs_saying(UsageError("x"))
