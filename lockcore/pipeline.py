@@ -173,22 +173,48 @@ class Interrupted(BaseException):
 
 
 class _Child:
-    """The running command, shared by the main thread, the signal handlers and the loss callback."""
+    """The running command, shared by the main thread, the signal handlers and the loss callback.
+
+    Outside a terminal's foreground (a CI job, a script) the command gets a
+    process group of its own, and signals go to that whole group: a ``sh -c``
+    pipeline's children end with it instead of writing on without the locks.
+    In the foreground of a terminal it stays in run's group, where the
+    terminal's own signals (Ctrl-C) reach the whole tree and an editor can
+    read the terminal.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        self._own_group = not in_terminal_foreground()
+        self._killer: threading.Timer | None = None
 
     def start(self, command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         with self._lock:
             try:
-                self.process = subprocess.Popen(list(command), env=dict(env))
+                self.process = subprocess.Popen(list(command), env=dict(env),
+                                                process_group=0 if self._own_group else None)
             except OSError as exc:
                 raise CannotStartError(command[0], exc) from exc
             if self._stopping:  # the lock was lost while it was being started
                 self._terminate()
             return self.process
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the command (its whole process group when it has one)."""
+        assert self.process is not None
+        try:
+            if self._own_group:
+                os.killpg(self.process.pid, signum)
+            elif self.process.poll() is None:
+                self.process.send_signal(signum)
+        except ProcessLookupError:
+            pass  # it has ended already
+
+    def forwards(self, signum: int) -> bool:
+        """Whether run must pass ``signum`` on: not a Ctrl-C the terminal sent the command's group already."""
+        return self._own_group or signum != signal.SIGINT
 
     def stop(self) -> None:
         """SIGTERM now, SIGKILL after the grace period: a command whose lock is gone must not go on."""
@@ -197,17 +223,20 @@ class _Child:
             if self.process is not None:
                 self._terminate()
 
-    def _terminate(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-            killer = threading.Timer(TERMINATE_GRACE_SECONDS, self._kill)
-            killer.daemon = True
-            killer.start()
+    def finish(self) -> None:
+        """After the command ended: if it was stopped, kill what is left of its group at once."""
+        with self._lock:
+            if self._killer is not None:
+                self._killer.cancel()
+            if self._stopping and self.process is not None:
+                self.signal(signal.SIGKILL)
 
-    def _kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+    def _terminate(self) -> None:
+        self.signal(signal.SIGTERM)
+        if self._killer is None:
+            self._killer = threading.Timer(TERMINATE_GRACE_SECONDS, self.signal, args=(signal.SIGKILL,))
+            self._killer.daemon = True
+            self._killer.start()
 
 
 def run_locked(manager: LockHolder, keys: Iterable[ResourceKey], txn: str, ttl: Timeout, command: Sequence[str], *,
@@ -226,7 +255,10 @@ def run_locked(manager: LockHolder, keys: Iterable[ResourceKey], txn: str, ttl: 
                   on_lost=lambda _loss: child.stop()) as held:
             if on_held is not None:
                 on_held()
-            returncode = child.start(command, {**os.environ, TXN_ENV: txn}).wait()
+            try:
+                returncode = child.start(command, {**os.environ, TXN_ENV: txn}).wait()
+            finally:
+                child.finish()
         return RunOutcome(exit_status(returncode), held.loss)
     finally:
         for signum, handler in previous.items():
@@ -235,17 +267,15 @@ def run_locked(manager: LockHolder, keys: Iterable[ResourceKey], txn: str, ttl: 
 
 def _forwarder(child: _Child) -> Callable[[int, FrameType | None], None]:
     def forward(signum: int, _frame: FrameType | None) -> None:
-        process = child.process
-        if process is None:
+        if child.process is None:
             raise Interrupted(signum)  # still acquiring: give back what was taken and stop
-        if signum == signal.SIGINT and _terminal_delivered_it():
-            return  # Ctrl-C: the terminal sent it to the command's process group already
-        process.send_signal(signum)
+        if child.forwards(signum):
+            child.signal(signum)
     return forward
 
 
-def _terminal_delivered_it() -> bool:
-    """Whether this process is in its terminal's foreground group (so a SIGINT reached the command too)."""
+def in_terminal_foreground() -> bool:
+    """Whether this process is in its terminal's foreground process group (a Ctrl-C reaches that group)."""
     try:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
     except (OSError, ValueError):

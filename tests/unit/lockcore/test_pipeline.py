@@ -153,6 +153,22 @@ def test_a_busy_lock_means_the_command_never_starts_and_nothing_is_held(tmp_path
     assert manager.mine("t42") == [] and manager.held == {LeaseRef("ns", "web"): "other"}
 
 
+def ended(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet (a container's init may not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_lost_lock_ends_the_commands_whole_process_group(tmp_path: Path) -> None:
+    # Outside a terminal the command has a group of its own: a shell's children end with it.
+    manager, pid_file = MemoryManager(lose=True), tmp_path / "pid"
+    outcome = run_locked(manager, KEYS, "t42", 3, sh(f"sleep 300 & echo $! > {pid_file}; wait"))
+    assert outcome.lost is not None and manager.held == {}
+    assert ended(int(pid_file.read_text()))
+
+
 def test_a_lost_lock_terminates_the_command_and_is_reported() -> None:
     manager = MemoryManager(lose=True)
     # Renewed every third of a 3 s lease: the first renewal finds the lock gone.
