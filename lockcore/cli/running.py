@@ -71,8 +71,10 @@ def cmd_run(ctx: Context) -> int:
     if ctx.args.output == "json":
         print(json.dumps(_outcome_json(ctx, manager, keys, outcome), indent=2, sort_keys=True))
     if outcome.lost is not None:
-        lost = next((k.describe() for k in keys if manager.ref_for(k) == outcome.lost.lease), str(outcome.lost.lease))
-        print(f"error: lost the lock on {lost}, so the command was terminated: {outcome.lost}", file=sys.stderr)
+        ref = outcome.lost.lease
+        lost = next((k.describe() for k in keys if manager.ref_for(k) == ref), "")
+        print(f"error: lost the lock on {lost} (lease {ref}), so the command was terminated: {outcome.lost.cause}",
+              file=sys.stderr)
         return EXIT_EXPIRED
     return outcome.status
 

@@ -174,7 +174,8 @@ def test_a_force_release_mid_run_ends_the_command_and_run_exits_4(
     assert forced.returncode == 0, forced.stderr
     _, err = process.communicate(timeout=3 * TTL)
     assert process.returncode == 4, err
-    assert f"error: lost the lock on secret/token -n {locked_ns}" in err
+    assert f"error: lost the lock on secret/token -n {locked_ns} (lease {locked_ns}/lg.secret.token), so the " \
+           "command was terminated: " in err, err
     assert held(cluster, locked_ns) == []
 
 
