@@ -22,6 +22,7 @@ from lockcore.cli.parser import EXIT_OK
 from lockcore.fence import Fence
 from lockcore.holding import acquire_all
 from lockcore.lease import utcnow
+from lockcore.locate import find_lock
 from lockcore.members import Members
 from lockcore.naming import describe_object
 from lockcore.prune import StaleMarker, stale_markers
@@ -82,8 +83,8 @@ def _cmd_force_release(ctx: Context) -> int:
 
 
 def _cmd_status(ctx: Context) -> int:
-    key, manager, ref = ctx.target()
-    state = manager.get_lock(ref)
+    key, manager, _ = ctx.target()
+    ref, state = find_lock(manager, key)
     if state is None:
         ctx.emit({"lease": lease_json(ref), "locked": False},
                  f"{key.describe()} is not locked")
