@@ -62,6 +62,7 @@ from lockcore.naming import (
     lease_ref,
     validate_txn,
 )
+from lockcore.released import Released
 from lockcore.resources import Discovery
 from lockcore.settings import LockSettings
 
@@ -371,29 +372,39 @@ class LeaseManager:
         is removed if it still names ``txn`` (a newer holder's is left alone);
         the Lease goes first, so the webhook never sees a live lock on an
         unmarked object. A marker that cannot be removed stays, harmless.
+        :meth:`release_reporting` says which of these happened.
 
         >>> manager.release(ref, "t42")  # doctest: +SKIP
         """
+        self.release_reporting(lease, txn, unstamp=unstamp)
+
+    def release_reporting(self, lease: LeaseRef, txn: str, *, unstamp: bool = True) -> Released:
+        """:meth:`release`, saying what it did: released, or not held by ``txn`` (and by whom).
+
+        >>> manager.release_reporting(ref, "t42").describe()  # doctest: +SKIP
+        'not held by t42 (held by t7)'
+        """
         validate_txn(txn)
         _check_ref(lease)
-        deleted = self._delete_held(lease, txn)
+        deleted, holder = self._delete_held(lease, txn)
         if unstamp and deleted is not None and deleted.resource is not None and self._fences:
             self._fence.unstamp_quietly(deleted.resource, txn)
             self._fence.await_reservation_quietly(deleted.resource, lease)
+        return Released(lease, txn, released=deleted is not None, holder=holder)
 
-    def _delete_held(self, lease: LeaseRef, txn: str) -> LeaseState | None:
-        """Delete the Lease if ``txn`` holds it; the state deleted, or None if there was nothing to."""
+    def _delete_held(self, lease: LeaseRef, txn: str) -> tuple[LeaseState | None, str]:
+        """Delete the Lease if ``txn`` holds it: (the state deleted, or None; the other holder found, or "")."""
         seen = self._cached(lease)
         if seen is not None and seen.state.held_by(txn):
             if self._delete_if_unchanged(lease, seen):
-                return seen.state
+                return seen.state, ""
         for _ in range(_MAX_ROUNDS):
             current = self._read(lease, "deleting")
             if current is None or not current.state.held_by(txn):
                 self._forget(lease)
-                return None
+                return None, current.state.holder if current is not None else ""
             if self._delete_if_unchanged(lease, current):
-                return current.state
+                return current.state, ""
         raise LeaseOpError("deleting", lease.name, _Contended(lease), namespace=lease.namespace)
 
     def release_all(self, leases: Iterable[LeaseRef], txn: str) -> None:
@@ -401,14 +412,24 @@ class LeaseManager:
 
         >>> manager.release_all([ref_a, ref_b], "t42")  # doctest: +SKIP
         """
+        self.release_each(leases, txn)
+
+    def release_each(self, leases: Iterable[LeaseRef], txn: str) -> list[Released]:
+        """:meth:`release_all`, saying what it did to each lease (in order).
+
+        >>> [r.describe() for r in manager.release_each([ref_a, ref_b], "t42")]  # doctest: +SKIP
+        ['released', 'not held by t42 (no lock)']
+        """
         first: LockError | None = None
+        outcomes: list[Released] = []
         for lease in leases:
             try:
-                self.release(lease, txn)
+                outcomes.append(self.release_reporting(lease, txn))
             except LockError as exc:
                 first = first or exc
         if first is not None:
             raise first
+        return outcomes
 
     def force_release(self, lease: LeaseRef) -> bool:
         """Delete the lock whoever holds it (an operator's override), then its marker.

@@ -11,7 +11,9 @@ would type (``kubectl``, ``kubectl lock``) and prints it with its output.
 3. bob's ``kubectl annotate`` is refused, with the webhook's message;
 4. alice writes as part of t42 and is let through;
 5. ``kubectl lock audit`` shows who was blocked and why;
-6. alice releases the lock, bob's write now passes; everything is cleaned up.
+6. alice releases the lock, bob's write now passes;
+7. a pipeline as one transaction: ``kubectl lock run -f k8s/ -- kubectl lock apply -f k8s/``
+   locks what the manifests name while the command runs; everything is cleaned up.
 """
 
 from __future__ import annotations
@@ -110,6 +112,20 @@ def lock_story(admin: client.ApiClient) -> None:
     sh(f"kubectl get configmaps -n {NAMESPACE} -l {LOCKED_LABEL}", user="bob", expect_ok=True)
 
 
+def pipeline_story(workdir: Path) -> None:
+    """A deploy script as one transaction: its objects locked exactly as long as it runs."""
+    manifests = workdir / "k8s"
+    manifests.mkdir()
+    (manifests / "app.yaml").write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {NAMESPACE}\n"
+        f"data:\n  replicas: \"5\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\n"
+        f"  namespace: {NAMESPACE}\ndata:\n  beta: \"on\"\n")
+    step("A pipeline as one transaction: lock what k8s/ names (flags does not exist yet), apply, release")
+    sh(f"kubectl lock run --txn t43 --ttl 30s -f {manifests} -- kubectl lock apply -f {manifests}",
+       user="alice", expect_ok=True)
+    sh(f"kubectl lock list -n {NAMESPACE}", user="bob", expect_ok=True)
+
+
 def main() -> int:
     kubeconfig = Path(os.environ["KUBECONFIG"])
     admin = config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -125,6 +141,7 @@ def main() -> int:
     guard(admin, NAMESPACE, webhook.key)
     try:
         lock_story(admin)
+        pipeline_story(workdir)
     finally:
         step("Clean up")
         client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)

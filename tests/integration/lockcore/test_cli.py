@@ -163,3 +163,23 @@ def test_plugin_audit_reads_blocked_write_events(
     assert [(i["user"], i["holder"], i["reason"]) for i in shown["items"]] == [("bob", "t42", "not-in-transaction")]
     table = kubectl("lock", "audit", "-n", namespace, env=env).stdout
     assert "bob" in table and "carol" in table and f"configmap/settings -n {namespace}" in table
+
+
+def test_release_says_what_happened_to_each_lock(cluster: LocalCluster, namespace: str) -> None:
+    ns = ["-n", namespace]
+    assert lockcore(cluster, "acquire", "cm/theirs", *ns, "--txn", "t7", "--ttl", "1m").returncode == 0
+    assert lockcore(cluster, "acquire", "cm/mine", *ns, "--txn", "t42", "--ttl", "1m").returncode == 0
+    released = lockcore(cluster, "release", "cm/mine", "cm/theirs", "cm/none", *ns, "--txn", "t42")
+    assert released.returncode == 0, released.stderr
+    assert released.stdout.splitlines() == [
+        f"released configmap/mine -n {namespace}",
+        f"configmap/theirs -n {namespace}: not held by t42 (held by t7)",
+        f"configmap/none -n {namespace}: not held by t42 (no lock)",
+    ]
+    again = json.loads(lockcore(cluster, "release", "cm/mine", "cm/theirs", *ns, "--txn", "t42", "-o", "json").stdout)
+    assert again["released"] is False
+    assert [(lock["resource"], lock["released"], lock["heldBy"], lock["outcome"]) for lock in again["locks"]] == [
+        (f"configmap/mine -n {namespace}", False, None, "not held by t42 (no lock)"),
+        (f"configmap/theirs -n {namespace}", False, "t7", "not held by t42 (held by t7)"),
+    ]
+    assert again["locks"][1]["lease"] == {"namespace": namespace, "name": "lg.configmap.theirs"}

@@ -9,7 +9,8 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.cli import _EXIT_CODES, UsageError, _explain, _message, main
+from lockcore.cli import main
+from lockcore.cli.failures import KubectlError, UsageError, exit_code, explain, message, needs_saying
 from lockcore.connect import unreachable
 from lockcore.errors import (
     AlreadyLockedError,
@@ -21,10 +22,6 @@ from lockcore.errors import (
 )
 from lockcore.naming import InvalidKeyError
 from lockcore.settings import SettingsError
-
-
-def exit_code(exc: BaseException) -> int:
-    return next(code for kinds, code in _EXIT_CODES if isinstance(exc, kinds))
 
 
 @pytest.mark.parametrize(("exc", "code"), [
@@ -61,17 +58,17 @@ def api_error(status: int, reason: str, body: str | None) -> ApiException:
     (LockExpiredError("l", namespace="ns"), "lease ns/l has expired or no longer exists"),
 ])
 def test_messages_are_one_line(exc: BaseException, line: str) -> None:
-    assert _message(exc) == line
+    assert message(exc) == line
 
 
 def test_a_404_on_create_is_the_missing_namespace() -> None:
     cause = LeaseOpError("creating", "lg.configmap.x", ApiException(status=404, reason="Not Found"), namespace="nope")
-    explained = _explain(cause, None)
+    explained = explain(cause, "")
     assert isinstance(explained, NamespaceNotFoundError) and explained.namespace == "nope"
     assert explained.__cause__ is cause
     # Other operations' 404s are what they say.
     other = LeaseOpError("deleting", "l", ApiException(status=404, reason="Not Found"), namespace="nope")
-    assert _explain(other, None) is other
+    assert explain(other, "") is other
 
 
 @pytest.mark.parametrize(("argv", "stderr"), [
@@ -96,3 +93,12 @@ def test_a_refused_connection_behind_a_lease_error_is_unreachable() -> None:
     assert str(explained) == "cannot reach the API server at https://127.0.0.1:1: connection refused"
     assert exit_code(explained) == 5
     assert unreachable(LeaseOpError("listing", "", ApiException(status=500)), "https://h") is None
+
+
+def test_a_kubectl_failure_is_said_once() -> None:
+    # kubectl printed its own error line: the CLI adds none; else it says which kubectl step failed.
+    said = KubectlError(1, ["kubectl", "annotate", "--local"], reported=True)
+    silent = KubectlError(1, ["kubectl", "apply", "-f", "-"], reported=False)
+    assert (exit_code(said), needs_saying(said)) == (1, False)
+    assert (exit_code(silent), needs_saying(silent), message(silent)) == (1, True, "kubectl apply failed (exit 1)")
+    assert needs_saying(UsageError("x"))
