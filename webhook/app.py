@@ -114,7 +114,7 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                 events.record(req, verdict)
         review = build_response(
             req.uid, allowed=verdict.allowed, code=verdict.code, message=verdict.message,
-            reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(verdict),
+            reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(req, verdict),
         )
         metrics.DECISIONS.labels(verdict.decision, verdict.reason.value, verdict.mode.value).inc()
         metrics.DURATION.observe(time.perf_counter() - started)
