@@ -25,7 +25,8 @@ Example::
     True
     >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> body = event_body(w, name="settings.x", namespace="shop", at=at, api_version="v1")
-    >>> AuditEntry.from_event(body) == AuditEntry(w, time="2026-01-01T00:00:00Z", count=1)
+    >>> AuditEntry.from_event(body) == AuditEntry(w, time="2026-01-01T00:00:00Z", count=1,
+    ...                                            first_seen="2026-01-01T00:00:00Z")
     True
 """
 
@@ -176,23 +177,29 @@ def event_body(write: BlockedWrite, *, name: str, namespace: str, at: datetime, 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One WriteBlocked Event read back: the write, when it was last seen, how often."""
+    """One blocked write read back (a ledger result or an Event): the write, when last seen, how often.
+
+    ``time`` is when it was last seen, ``first_seen`` when first ("" if unknown).
+    """
 
     write: BlockedWrite
     time: str
     count: int
+    first_seen: str = ""
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> AuditEntry:
         """Parse an Event as JSON (the API's dict, not a client model)."""
         metadata = event.get("metadata") or {}
         when = event.get("lastTimestamp") or event.get("eventTime") or metadata.get("creationTimestamp") or ""
+        first = event.get("firstTimestamp") or event.get("eventTime") or metadata.get("creationTimestamp") or ""
         return cls(BlockedWrite.from_annotations(metadata.get("annotations") or {}), time=str(when),
-                   count=int(event.get("count") or 1))
+                   count=int(event.get("count") or 1), first_seen=str(first))
 
     def as_json(self) -> dict[str, Any]:
-        """The flat JSON ``lockcore audit -o json`` prints: time, count and the write's fields."""
-        return {"time": self.time, "count": self.count, **asdict(self.write)}
+        """The flat JSON ``lockcore audit -o json`` prints: time, count, first/last seen and the write's fields."""
+        return {"time": self.time, "count": self.count, "first_seen": self.first_seen, "last_seen": self.time,
+                **asdict(self.write)}
 
 
 def list_blocked_writes(api: client.ApiClient, namespace: str | None = None,

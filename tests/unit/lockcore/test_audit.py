@@ -32,7 +32,8 @@ writes = st.builds(BlockedWrite, **{f.name: st.text(max_size=40) for f in fields
 @given(writes)
 def test_what_the_webhook_builds_the_cli_reads_back(write: BlockedWrite) -> None:
     body = event_body(write, name="e", namespace="ns", at=AT, api_version="v1")
-    assert AuditEntry.from_event(body) == AuditEntry(write, time="2026-03-04T05:06:07Z", count=1)
+    assert AuditEntry.from_event(body) == AuditEntry(write, time="2026-03-04T05:06:07Z", count=1,
+                                                     first_seen="2026-03-04T05:06:07Z")
 
 
 def test_event_body_fields() -> None:
@@ -54,7 +55,8 @@ def test_cluster_scoped_object_has_no_namespace_or_uid_when_unknown() -> None:
 
 
 @pytest.mark.parametrize(("event", "time", "count"), [
-    ({"lastTimestamp": "2026-01-01T00:00:02Z", "eventTime": "x", "count": 3}, "2026-01-01T00:00:02Z", 3),
+    ({"lastTimestamp": "2026-01-01T00:00:02Z", "firstTimestamp": "2026-01-01T00:00:00Z", "count": 3},
+     "2026-01-01T00:00:02Z", 3),
     ({"eventTime": "2026-01-01T00:00:01.000000Z"}, "2026-01-01T00:00:01.000000Z", 1),
     ({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "count": None}, "2026-01-01T00:00:00Z", 1),
     ({}, "", 1),
@@ -72,7 +74,8 @@ def test_involves_holder_or_declared(txn: str, involved: bool) -> None:
 
 
 def test_as_json_is_flat() -> None:
-    assert AuditEntry(WRITE, time="t", count=2).as_json() == {"time": "t", "count": 2, **vars(WRITE)}
+    assert AuditEntry(WRITE, time="t", count=2, first_seen="f").as_json() == {
+        "time": "t", "count": 2, "first_seen": "f", "last_seen": "t", **vars(WRITE)}
 
 
 @given(writes)
