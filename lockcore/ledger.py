@@ -40,6 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from lockcore.audit import AuditEntry, BlockedWrite, list_blocked_writes
 from lockcore.kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, format_time
 from lockcore.lease import parse_time
+from lockcore.naming import ResourceKey
 
 GROUP = "openreports.io"
 VERSION = "v1alpha1"
@@ -211,23 +212,25 @@ def parse_since(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What ``kubectl lock audit`` asks for: a window and optional txn, user and object."""
+    """What ``kubectl lock audit`` asks for: last seen since ``since``, and optionally a txn, a user, an object.
+
+    >>> AuditFilter(user="bob").matches(AuditEntry(BlockedWrite.from_properties({"user": "bob"}), "", 1))
+    True
+    """
 
     since: datetime | None = None
     txn: str | None = None
     user: str | None = None
-    group: str | None = None
-    kind: str | None = None
-    name: str | None = None
+    obj: ResourceKey | None = None
 
     def matches(self, entry: AuditEntry) -> bool:
         """Whether ``entry`` was last seen within the window and matches every filter given."""
-        write = entry.write
+        write, obj = entry.write, self.obj
         seen = parse_time(entry.time)
         return ((self.since is None or (seen is not None and seen >= self.since))
                 and (not self.txn or write.involves(self.txn)) and (not self.user or write.user == self.user)
-                and (self.kind is None or (write.group, write.kind) == (self.group or "", self.kind))
-                and (not self.name or write.name == self.name))
+                and (obj is None or (write.group, write.kind, write.namespace, write.name)
+                     == (obj.group, obj.kind, obj.namespace, obj.name)))
 
 
 def ledger_entries(reports: Iterable[Mapping[str, Any]]) -> list[AuditEntry]:

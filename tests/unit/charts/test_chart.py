@@ -94,7 +94,8 @@ def test_template_renders_expected_kinds(option: str) -> None:
     assert {"Deployment", "Service", "ValidatingWebhookConfiguration"} <= kinds
     for doc in docs:
         assert doc["metadata"]["name"], doc
-        if doc["kind"] not in {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding"}:
+        if doc["kind"] not in {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding",
+                               "CustomResourceDefinition"}:
             assert doc["metadata"].get("namespace"), f"{doc['kind']} must name its namespace"
     assert ("ServiceMonitor" in kinds) == (option == "service-monitor")
     assert ("ConfigMap" in kinds) == (option == "dashboard")
