@@ -53,7 +53,6 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.advice import Locked, acquire_warnings
-from lockcore.audit import list_blocked_writes
 from lockcore.connect import api_client_from, default_namespace, unreachable
 from lockcore.editing import StampError, stamp_edit_text
 from lockcore.errors import (
@@ -69,6 +68,7 @@ from lockcore.fence import Fence
 from lockcore.holding import acquire_all
 from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState, format_micro_time, utcnow
+from lockcore.ledger import AuditFilter, blocked_writes, parse_since
 from lockcore.manager import LeaseManager
 from lockcore.members import Members, MembersError, parse_spec
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
@@ -208,8 +208,12 @@ def _add_lock_commands(sub: argparse._SubParsersAction[_Parser], p: _Parents) ->
     for verb in ("add", "remove"):
         change.add_parser(verb, parents=[p.common, p.target, p.txn, p.members],
                           help=f"{verb} members (conditional on the Lease read)")
-    audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
+    audit = sub.add_parser("audit", parents=[p.common],
+                           help="writes blocked by locks: the ledger (OpenReports), or Events where it has none")
+    audit.add_argument("target", nargs="?", help="only writes of this object (TYPE/NAME)")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
+    audit.add_argument("--user", help="only writes by this user")
+    audit.add_argument("--since", help="only writes last seen within this long (e.g. 7d, 1h, 30m)")
 
 
 def _add_plugin_commands(sub: argparse._SubParsersAction[_Parser], p: _Parents) -> None:
@@ -498,11 +502,19 @@ def _cmd_list(ctx: _Context) -> int:
 
 
 def _cmd_audit(ctx: _Context) -> int:
-    items = [entry.as_json() for entry in list_blocked_writes(ctx.api, ctx.args.namespace, ctx.args.txn)]
-    rows = [["TIME", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "COUNT"]] + [
-        [i["time"], i["user"], i["operation"],
+    try:
+        since = utcnow() - parse_since(ctx.args.since) if ctx.args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    obj = ctx.key() if ctx.args.target else None
+    wanted = AuditFilter(since=since, txn=ctx.args.txn, user=ctx.args.user, obj=obj)
+    scope = (obj.namespace or None) if obj else ctx.args.namespace
+    items = [entry.as_json() for entry in blocked_writes(ctx.api, scope, wanted)]
+    rows = [["LAST SEEN", "FIRST SEEN", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "REASON",
+             "COUNT"]] + [
+        [i["last_seen"], i["first_seen"] or "-", i["user"], i["operation"],
          describe_object(i["group"], i["kind"], i["namespace"], i["name"]),
-         i["holder"], i["declared_txn"] or "-", i["mode"], str(i["count"])] for i in items
+         i["holder"], i["declared_txn"] or "-", i["mode"], i["reason"], str(i["count"])] for i in items
     ]
     ctx.emit({"items": items}, _table(rows) if items else "no blocked writes")
     return EXIT_OK

@@ -45,10 +45,10 @@ log = logging.getLogger("leasegate.events")
 
 
 def blocked_write(request: AdmissionRequest, verdict: Verdict) -> BlockedWrite:
-    """The lockcore record of a (would-be) denied write."""
+    """The lockcore record of a (would-be) denied write (a Namespace's own namespace is "": cluster-scoped)."""
     return BlockedWrite(
         user=request.username, operation=request.operation, group=request.group, kind=request.kind,
-        namespace=request.namespace, name=request.name,
+        namespace=request.object_namespace, name=request.name,
         lease=str(verdict.lease) if verdict.lease else "", holder=verdict.holder,
         declared_txn=verdict.declared_txn, mode=verdict.mode.value, reason=verdict.reason.value,
     )

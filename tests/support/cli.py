@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.localcluster import BIN_DIR, LocalCluster
+from tools.localcluster import BIN_DIR, REPO_ROOT, LocalCluster
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -16,6 +16,8 @@ def plugin_env(cluster: LocalCluster, user: str = "admin", **extra: str) -> dict
     """kubectl's view of PATH once the package is installed: the venv's bin holds kubectl-lock."""
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_for(user)), **extra}
     env["PATH"] = f"{VENV_BIN}:{BIN_DIR}:{env['PATH']}"
+    # This checkout's lockcore, whichever tree the venv's (editable) install points at.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 

@@ -52,3 +52,11 @@ def test_an_allowed_write_in_a_transaction_is_annotated_too() -> None:
     assert audit_annotations(REQUEST, allowed) == {"decision": "allow", "reason": "in-transaction",
                                                    "lease": "shop/lg.x", "mode": "warn", "holder": "t42",
                                                    "declared-txn": "t42"}
+
+
+def test_a_namespace_is_recorded_as_cluster_scoped() -> None:
+    # The API server fills request.namespace of a Namespace with its own name.
+    own = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="Namespace",
+                           resource="namespaces", namespace="team-a", name="team-a", username="admin")
+    assert blocked_write(own, DENIED).namespace == ""
+    assert blocked_write(REQUEST, DENIED).namespace == "shop"
