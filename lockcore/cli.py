@@ -503,7 +503,7 @@ def _cmd_list(ctx: _Context) -> int:
 
 def _cmd_audit(ctx: _Context) -> int:
     try:
-        since = utcnow() - parse_since(ctx.args.since) if ctx.args.since else None
+        since = utcnow() - parse_since(ctx.args.since) if ctx.args.since is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     obj = ctx.key() if ctx.args.target else None

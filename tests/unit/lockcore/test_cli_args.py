@@ -62,3 +62,20 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "exit codes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("since", ["7", "1w", "soon", "-1h", ""])
+def test_audit_bad_since_is_one_line_usage_error(since: str, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Refused before any cluster is needed (no kubeconfig here at all).
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    assert kubectl_main(["audit", f"--since={since}"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: invalid --since {since!r} (e.g. 7d, 1h, 30m)\n"
+
+
+def test_audit_arguments() -> None:
+    args = build_parser("kubectl lock", plugin=True).parse_args(
+        ["audit", "cm/web-config", "-n", "shop", "--since", "7d", "--txn", "t42", "--user", "bob", "-o", "json"])
+    assert (args.target, args.namespace, args.since, args.txn, args.user, args.output) == (
+        "cm/web-config", "shop", "7d", "t42", "bob", "json")
