@@ -288,3 +288,27 @@ def check_audit(kubectl: KubectlRunner, local: LocalCluster, namespace: str,
     got = kubectl("get", "reports.openreports.io", "-n", namespace, env=env).stdout
     assert REPORT_NAME in got and "FAIL" in got
     assert REPORT_NAME in kubectl("get", "clusterreports.openreports.io", env=env).stdout
+
+
+def test_a_graceful_stop_writes_what_the_last_interval_saw(report_crds: None, namespace: str, cluster: LocalCluster,
+                                                            api_client: ApiClientFactory, tmp_path: Path) -> None:
+    # The loss bound's other half: with an interval far longer than the test, nothing is
+    # written until the webhook is stopped (SIGTERM, as a rolling update does); then every
+    # refusal is (gunicorn's worker_exit hook flushes each worker's ledger).
+    admin, bob = api_client("admin"), api_client("bob")
+    webhook = start_webhook(tmp_path, cluster.kubeconfig, f"graceful-{namespace[-6:]}",
+                            lease_lookup="consistent", ledger_flush_seconds=3600)
+    try:
+        vwc = register_webhook(admin, webhook)
+        grant_edit(admin, namespace)
+        guard(admin, namespace, webhook.key)
+        client.CoreV1Api(admin).create_namespaced_config_map(namespace, as_body({"metadata": {"name": "cfg"}}),
+                                                             _preload_content=False)
+        lock(admin, ResourceKey("", "ConfigMap", namespace, "cfg"), "t3")
+        for _ in range(5):
+            assert refused(bob, namespace, "cfg")
+        assert counts(admin, namespace) == Counter()  # not flushed yet: the interval is an hour
+    finally:
+        webhook.stop()
+    client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)
+    assert counts(admin, namespace) == Counter({("bob", "cfg"): 5})
