@@ -46,7 +46,7 @@ from webhook.audit import blocked_write
 from webhook.kube import KubeError, KubeHttp
 from webhook.outcome import Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import Ledger as LedgerSettings
+from webhook.settings import LedgerSettings
 
 log = logging.getLogger("leasegate.ledger")
 #: Distinct records held between two flushes; beyond it a new record is dropped (and counted).

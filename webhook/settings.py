@@ -116,7 +116,7 @@ class Enforcement:
 
 
 @dataclass(frozen=True)
-class Ledger:
+class LedgerSettings:
     """What the ledger of blocked writes needs (webhook/ledger.py); see docs/webhook.md, "The ledger".
 
     enabled: record every refusal in OpenReports ``Report``/``ClusterReport`` objects.
@@ -195,7 +195,7 @@ class WebhookSettings:
             one holder within this window become one Event with a count.
         ledger_enabled / ledger_retention_days / ledger_max_results /
             ledger_flush_seconds: the ledger of blocked writes (OpenReports,
-            :class:`Ledger`).
+            :class:`LedgerSettings`).
         log_level: DEBUG | INFO | WARNING | ERROR (JSON lines on stderr).
     """
 
@@ -283,9 +283,9 @@ class WebhookSettings:
         return Enforcement(mode=self.mode, lookup_failure_policy=self.lookup_failure_policy)
 
     @cached_property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> LedgerSettings:
         """The part the ledger writer reads."""
-        return Ledger(enabled=self.ledger_enabled, retention_seconds=self.ledger_retention_days * 86400,
+        return LedgerSettings(enabled=self.ledger_enabled, retention_seconds=self.ledger_retention_days * 86400,
                       max_results=self.ledger_max_results, flush_seconds=self.ledger_flush_seconds)
 
     @classmethod

@@ -47,8 +47,7 @@ from webhook.kube import KubeHttp
 from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode
-from webhook.settings import Ledger as LedgerSettings
+from webhook.settings import EnforcementMode, LedgerSettings
 
 pytestmark = pytest.mark.integration
 EVENT_TTL_SECONDS = 4
