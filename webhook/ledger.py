@@ -53,6 +53,7 @@ log = logging.getLogger("leasegate.ledger")
 MAX_PENDING = 20000
 _ATTEMPTS = 30  # read-merge-write rounds per report and flush before giving the counts back
 _TRANSIENT = frozenset({409, 429, 500, 502, 503, 504})
+_TIMEOUT = 5.0  # seconds per API call: a flush at shutdown must fit in the graceful timeout
 
 
 @dataclass
@@ -112,8 +113,11 @@ class Ledger:
         while not self._stop.wait(self._settings.flush_seconds):
             self.flush()
 
-    def flush(self) -> None:
-        """Write every tally recorded so far into the reports (blocks; the background thread calls it)."""
+    def flush(self, deadline: float = float("inf")) -> None:
+        """Write every tally recorded so far into the reports (blocks; the background thread calls it).
+
+        Scopes not begun by ``deadline`` (``time.monotonic()``) are kept for the next flush.
+        """
         with self._flushing:
             with self._lock:
                 batch, self._pending = self._pending, {}
@@ -125,7 +129,10 @@ class Ledger:
             for write, pending in batch.items():
                 by_scope[write.namespace][write] = pending
             for namespace, items in by_scope.items():
-                self._flush_scope(self._kube, namespace, items)
+                if time.monotonic() < deadline:
+                    self._flush_scope(self._kube, namespace, items)
+                else:
+                    self._requeue(items)
 
     def _flush_scope(self, kube: KubeHttp, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
         count = sum(p.tally.count for p in items.values())
@@ -133,10 +140,7 @@ class Ledger:
             self._merge(kube, namespace, items)
         except KubeError as exc:
             if exc.status is None or exc.status in _TRANSIENT:
-                with self._lock:
-                    for write, pending in items.items():
-                        self._add(write, pending)
-                self._on_outcome("requeued", count)
+                self._requeue(items)
                 log.warning("ledger: could not write %s, will retry: %s", report_path(namespace), exc)
             else:
                 self._on_outcome("failed", count)
@@ -147,13 +151,20 @@ class Ledger:
         else:
             self._on_outcome("written", count)
 
+    def _requeue(self, items: dict[BlockedWrite, _Pending]) -> None:
+        """Keep ``items`` for the next flush."""
+        with self._lock:
+            for write, pending in items.items():
+                self._add(write, pending)
+        self._on_outcome("requeued", sum(p.tally.count for p in items.values()))
+
     def _merge(self, kube: KubeHttp, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
         """Read, merge, write conditionally; on 409 again (raises KubeError when it cannot)."""
         batch = {write: (p.tally, report_result(write, p.tally, api_version=p.api_version, object_uid=p.object_uid))
                  for write, p in items.items()}
         path = report_path(namespace)
         for attempt in range(_ATTEMPTS):
-            status, stored = kube.request_json("GET", path, timeout=10)
+            status, stored = kube.request_json("GET", path, timeout=_TIMEOUT)
             if status == 404:
                 empty: dict[str, Any] = {"metadata": {"namespace": namespace} if namespace else {}}
                 method, target = "POST", report_path(namespace, "")
@@ -162,7 +173,7 @@ class Ledger:
                 method, target, body = "PUT", path, merge_report(stored, batch, self._bounds, self._clock())
             else:
                 raise KubeError(path, status, str(stored)[:300])
-            status, answer = kube.request_json(method, target, timeout=10, body=body)
+            status, answer = kube.request_json(method, target, timeout=_TIMEOUT, body=body)
             if status in (200, 201):
                 return
             if status != 409:
@@ -172,9 +183,15 @@ class Ledger:
         raise KubeError(path, 409, f"still conflicting after {_ATTEMPTS} attempts")
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the background thread and flush what is left (graceful shutdown)."""
+        """Stop the background thread and flush what is left (graceful shutdown), starting no
+        report's write after ``timeout`` seconds (each write takes at most a few API calls)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self.flush()
+        self.flush(deadline)
+        left = self.pending()
+        if left:
+            self._on_outcome("dropped", left)
+            log.warning("ledger: %d refusals not recorded: shutting down, the API server did not answer in time", left)
