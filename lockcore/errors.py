@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lockcore.naming import ResourceKey
 
 LeaseOp = Literal["creating", "getting", "listing", "deleting", "renewing", "taking over", "changing members"]
-FenceOp = Literal["stamping", "unstamping", "resolving"]
+FenceOp = Literal["stamping", "unstamping", "resolving", "reserving"]
 
 
 class LockError(Exception):
@@ -150,4 +150,7 @@ class FenceError(LockError):
         self.status = status
         self.detail = detail
         code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{op} {key.describe()} with label leasegate.io/locked: {detail}{code}")
+        if op == "reserving":
+            super().__init__(f"reserving the name of {key.describe()}: {detail}{code}")
+        else:
+            super().__init__(f"{op} {key.describe()} with label leasegate.io/locked: {detail}{code}")

@@ -21,20 +21,33 @@ Example::
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.errors import FenceError, FenceOp, LockError
-from lockcore.kube import LOCKED_LABEL, escape_json_pointer, object_path
-from lockcore.naming import ResourceKey, validate_txn
-from lockcore.resources import Discovery, ResourceType, request_json
+from lockcore.kube import (
+    LEASE_API_VERSION,
+    LOCKED_LABEL,
+    PRINCIPAL_ANNOTATION,
+    PROBE_LABEL,
+    RELEASED_ANNOTATION,
+    escape_json_pointer,
+    lease_path,
+    object_path,
+)
+from lockcore.naming import LeaseRef, ResourceKey, validate_txn
+from lockcore.resources import Discovery, ResourceType, request_json, request_json_warned
 
 __all__ = ["Fence", "FenceError"]
 log = logging.getLogger("lockcore.fence")
 _MERGE_PATCH = "application/merge-patch+json"
 _JSON_PATCH = "application/json-patch+json"
+# What webhook/policy.py answers a probe with (the reservation seen / the namespace judged).
+IN_FORCE = "is in force"
+PROBE_WARNING = "leasegate: reservations are judged in namespace"
 
 
 class Fence:
@@ -52,12 +65,18 @@ class Fence:
         self._timeout = request_timeout
         self._discovery = discovery or Discovery(api_client, timeout=request_timeout)
 
-    def stamp(self, key: ResourceKey, txn: str) -> bool:
+    def stamp(self, key: ResourceKey, txn: str, principal: str = "") -> bool:
         """Mark ``key`` as locked by ``txn``; False if the object does not exist (nothing to mark).
 
-        Raises :class:`FenceError` if the object exists but cannot be patched.
+        ``principal`` (who took the lock) is recorded beside the marker, so the
+        API server can let the principal remove its own marker at release
+        without calling the webhook. Raises :class:`FenceError` if the object
+        exists but cannot be patched.
         """
-        meta = {"labels": {LOCKED_LABEL: validate_txn(txn)}}
+        meta: dict[str, Any] = {"labels": {LOCKED_LABEL: validate_txn(txn)},
+                                "annotations": {RELEASED_ANNOTATION: None}}
+        if principal:
+            meta["annotations"][PRINCIPAL_ANNOTATION] = principal
         status, body = self._call("stamping", key, "PATCH", {"metadata": meta}, _MERGE_PATCH)
         if status == 404:
             return False
@@ -69,16 +88,73 @@ class Fence:
         """Remove the marker if it still names ``txn``; False if it did not (a newer holder's, or none).
 
         ``txn=None`` removes whatever marker there is (clean-up of stale markers).
+        A release also records ``leasegate.io/released=<txn>``: the API server
+        lets the principal recorded beside the marker make exactly this change
+        without calling the webhook, so a release works while the webhook is
+        down, and a plain ``kubectl replace`` that drops the marker by accident
+        is still judged (and refused while the lock lives).
         """
         pointer = f"/metadata/labels/{escape_json_pointer(LOCKED_LABEL)}"
         test = [{"op": "test", "path": pointer, "value": txn}] if txn is not None else []
         ops = [*test, {"op": "remove", "path": pointer}]
-        status, body = self._call("unstamping", key, "PATCH", ops, _JSON_PATCH)
+        released = [{"op": "add", "path": f"/metadata/annotations/{escape_json_pointer(RELEASED_ANNOTATION)}",
+                     "value": txn}] if txn is not None else []
+        status, body = self._call("unstamping", key, "PATCH", ops + released, _JSON_PATCH)
+        if status == 422 and released:  # an object stamped with no annotations at all (before 0.2)
+            status, body = self._call("unstamping", key, "PATCH", ops, _JSON_PATCH)
         if status in (404, 409, 422):  # gone, or the test op failed: not ours to remove
             return False
         if not 200 <= status < 300:
             raise FenceError("unstamping", key, _message(body), status=status)
         return True
+
+    def await_reservation(self, key: ResourceKey, lease: LeaseRef, *, present: bool = True,
+                          timeout: float = 5.0) -> bool:
+        """Return once the reservation policy sees ``lease`` (True), or at once if none judges here (False).
+
+        ``present=False`` waits for the opposite, after a release: until the
+        policy no longer has the Lease, a create of the name would still be
+        refused.
+
+        The policy reads lock Leases from the API server's informer, which may
+        lag the write that created one by milliseconds: until it has the
+        Lease, a create of the locked name would pass. A dry-run create of a
+        Lease labelled ``leasegate.io/probe=<lease>`` is refused once the
+        policy has it; it carries the probe policy's warning while the
+        namespace is judged but the Lease is not seen yet; neither where no
+        leasegate policy judges the namespace. Raises :class:`FenceError` if
+        the reservation is not in force after ``timeout`` seconds.
+        """
+        body = {"apiVersion": LEASE_API_VERSION, "kind": "Lease",
+                "metadata": {"generateName": "leasegate-probe-", "labels": {PROBE_LABEL: lease.name}}}
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                status, answer, warnings = request_json_warned(
+                    self._api, "POST", lease_path(lease.namespace), body=body, query={"dryRun": "All"},
+                    timeout=self._timeout)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise FenceError("reserving", key, str(exc) or exc.__class__.__name__) from exc
+            seen = status >= 400 and IN_FORCE in _message(answer)
+            if status >= 400 and not seen:
+                raise FenceError("reserving", key, _message(answer), status=status)
+            judged = seen or any(PROBE_WARNING in w for w in warnings)
+            if not judged or seen == present:
+                return judged
+            if time.monotonic() >= deadline:
+                state = "see" if present else "let go of"
+                raise FenceError("reserving", key, f"the reservation policy did not {state} lock lease "
+                                 f"{lease} within {timeout:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def await_reservation_quietly(self, key: ResourceKey, lease: LeaseRef) -> None:
+        """After a release: wait until creates of the name pass again; a failure only delays that."""
+        try:
+            self.await_reservation(key, lease, present=False)
+        except FenceError as exc:
+            log.warning("lock released, but the reservation policy may still refuse creates of its name: %s", exc)
 
     def unstamp_quietly(self, key: ResourceKey, txn: str) -> None:
         """:meth:`unstamp` for release paths: a failure leaves a stale marker, which is harmless.

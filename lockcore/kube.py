@@ -42,8 +42,18 @@ MANAGED_BY_VALUE = "leasegate"
 # On a locked object: the transaction whose lock it is. The webhook is called
 # for updates and deletes of objects carrying it (objectSelector), no others.
 LOCKED_LABEL = "leasegate.io/locked"
+# On a lock Lease, and on the object its holder stamped: who took the lock.
 PRINCIPAL_ANNOTATION = "leasegate.io/holder-principal"
 RESOURCE_ANNOTATION = "leasegate.io/resource"
+# On a lock Lease: ``group/Kind/namespace/name`` of the object it locks, the
+# form the reservation policy's CEL builds from a request (no escaping: none
+# of the four parts can contain a slash).
+TARGET_ANNOTATION = "leasegate.io/target"
+# On an object its lock's principal released: the transaction released. With the
+# marker gone and the principal recorded, the API server skips the webhook call.
+RELEASED_ANNOTATION = "leasegate.io/released"
+# On a dry-run Lease create: the lock Lease whose reservation acquire waits for.
+PROBE_LABEL = "leasegate.io/probe"
 
 ENV_PREFIX = "LEASEGATE_"
 
@@ -60,6 +70,16 @@ LOCKABLE_RESOURCES: tuple[dict[str, list[str]], ...] = (
      "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"]},
 )
+
+
+# Parents whose /scale subresource can be mapped back to a lock key (a Scale
+# names neither the parent kind nor carries its labels).
+SCALE_PARENTS: dict[tuple[str, str], str] = {
+    ("apps", "deployments"): "Deployment",
+    ("apps", "replicasets"): "ReplicaSet",
+    ("apps", "statefulsets"): "StatefulSet",
+    ("", "replicationcontrollers"): "ReplicationController",
+}
 
 
 def lease_path(namespace: str, name: str = "") -> str:

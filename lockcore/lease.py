@@ -35,6 +35,7 @@ from lockcore.kube import (
     MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
     RESOURCE_ANNOTATION,
+    TARGET_ANNOTATION,
     format_micro_time,
 )
 from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
@@ -204,7 +205,8 @@ def lease_body(
     ``members`` (an identity-bound lock) go into :data:`~lockcore.members.MEMBERS_ANNOTATION`.
     """
     validate_txn(txn)
-    annotations = {RESOURCE_ANNOTATION: key.encode(), PRINCIPAL_ANNOTATION: principal}
+    annotations = {RESOURCE_ANNOTATION: key.encode(), TARGET_ANNOTATION: key.target(),
+                   PRINCIPAL_ANNOTATION: principal}
     if members is not None:
         annotations[MEMBERS_ANNOTATION] = members.encode()
     metadata: dict[str, Any] = {

@@ -218,12 +218,15 @@ class LeaseManager:
         if another transaction holds it, unless ``wait`` seconds are given: then
         retries with jittered exponential backoff until that deadline.
 
-        Then (``fence``, the default) stamps the object with the marker, so
-        the lock holds from the moment this returns. If the object exists but
-        cannot be stamped (the caller may not patch it), the Lease is given
-        back and :class:`~lockcore.fence.FenceError` raised: nothing is left
-        half-locked. An object that does not exist yet needs no stamp (the
-        webhook judges every create).
+        Then (``fence``, the default) stamps the object with the marker and
+        waits until the API server's reservation policy sees the Lease (one
+        dry-run probe, usually), so the lock holds from the moment this
+        returns: writes of the object through the marker, creates of its name
+        through the policy. If the object exists but cannot be stamped (the
+        caller may not patch it), or the reservation is not in force within
+        seconds, the Lease is given back and
+        :class:`~lockcore.fence.FenceError` raised: nothing is left
+        half-locked. An object that does not exist yet needs no stamp.
 
         ``members`` makes the lock identity-bound (docs/threat-model.md): the
         webhook then admits writes of the object only from these users, groups
@@ -246,7 +249,8 @@ class LeaseManager:
         self._acquire_waiting(key, ref, _Ask(txn, seconds, bound), wait)
         if fence and self._fences:
             try:
-                self._fence.stamp(key, txn)
+                self._fence.stamp(key, txn, principal)
+                self._fence.await_reservation(key, ref)
             except FenceError:
                 self.release(ref, txn, unstamp=False)
                 raise
@@ -375,6 +379,7 @@ class LeaseManager:
         deleted = self._delete_held(lease, txn)
         if unstamp and deleted is not None and deleted.resource is not None and self._fences:
             self._fence.unstamp_quietly(deleted.resource, txn)
+            self._fence.await_reservation_quietly(deleted.resource, lease)
 
     def _delete_held(self, lease: LeaseRef, txn: str) -> LeaseState | None:
         """Delete the Lease if ``txn`` holds it; the state deleted, or None if there was nothing to."""

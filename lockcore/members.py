@@ -12,7 +12,7 @@ value is versioned JSON::
 (compact, keys and names sorted). This module is the one parser: lockcore
 writes and shows members with it, :class:`lockcore.lease.LeaseState` reads
 them with it, and so does the webhook. Names are validated (no empty names,
-no control characters, at most :data:`MAX_NAME` characters, at most
+no control characters, quotes or backslashes, at most :data:`MAX_NAME` characters, at most
 :data:`MAX_MEMBERS` members), so an annotation always fits the API server's
 limits. Anything else raises :class:`MembersError`, a ``ValueError``.
 
@@ -120,7 +120,7 @@ class Members:
     def encode(self) -> str:
         """The annotation value (versioned, compact JSON)."""
         return json.dumps({"groups": list(self.groups), "users": list(self.users), "version": VERSION},
-                          separators=(",", ":"), sort_keys=True)
+                          separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
     @classmethod
     def decode(cls, text: str) -> Members:
@@ -181,6 +181,10 @@ def _check_name(name: str, text: str) -> None:
     # authenticates; they would only make messages and listings lie.
     if name != name.strip() or any(not ch.isprintable() for ch in name):
         raise MembersError(text, f"name {name[:40]!r} has blanks at its ends or unprintable characters")
+    # The API server's CEL finds a member as '"name"' in the annotation's JSON
+    # (webhook/cel.py): a name JSON would escape could be mistaken for others.
+    if '"' in name or "\\" in name:
+        raise MembersError(text, f"name {name[:40]!r} contains a double quote or a backslash")
 
 
 def _user_spec(username: str) -> str:

@@ -87,6 +87,16 @@ class ResourceKey:
         """Human form, as kubectl prints it: ``deployment.apps/web -n shop``."""
         return describe_object(self.group, self.kind, self.namespace, self.name)
 
+    def target(self) -> str:
+        """``group/Kind/namespace/name``: what the reservation policy's CEL builds from a request.
+
+        Unambiguous without escaping: no part can contain a slash.
+
+        >>> ResourceKey("apps", "Deployment", "shop", "web").target()
+        'apps/Deployment/shop/web'
+        """
+        return f"{self.group}/{self.kind}/{self.namespace}/{self.name}"
+
     def encode(self) -> str:
         """A stable, unambiguous text form (recorded on the Lease for listing)."""
         return json.dumps([self.group, self.kind, self.namespace, self.name], separators=(",", ":"))

@@ -142,6 +142,15 @@ def request_json(api: Any, method: str, path: str, *, body: Any = None, query: d
     >>> request_json(api, "GET", "/api/v1/namespaces/shop/configmaps/web")  # doctest: +SKIP
     (200, {'kind': 'ConfigMap', ...})
     """
+    status, data, _ = request_json_warned(api, method, path, body=body, query=query, content_type=content_type,
+                                          timeout=timeout)
+    return status, data
+
+
+def request_json_warned(api: Any, method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None,
+                        content_type: str = "application/json",
+                        timeout: float | None = None) -> tuple[int, Any, list[str]]:
+    """:func:`request_json`, with the warnings the API server sent (``Warning`` headers, RFC 7234 form)."""
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type
@@ -149,7 +158,8 @@ def request_json(api: Any, method: str, path: str, *, body: Any = None, query: d
                                   query_params=list((query or {}).items()), auth_settings=["BearerToken"])
     response = api.call_api(*request, _request_timeout=timeout)
     response.read()
+    warnings = [str(w) for w in response.headers.getlist("Warning")]
     try:
-        return int(response.status), json.loads(response.data) if response.data else None
+        return int(response.status), json.loads(response.data) if response.data else None, warnings
     except ValueError:
-        return int(response.status), None
+        return int(response.status), None, warnings

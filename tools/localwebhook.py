@@ -39,12 +39,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.fence import Fence
-from lockcore.kube import ENV_PREFIX
+from lockcore.kube import ENV_PREFIX, LOCKED_LABEL
 from lockcore.lease import lease_body
 from lockcore.naming import ResourceKey, lease_ref
 from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
 from tools.localcluster import REPO_ROOT, free_port
+from webhook.policy import admission_policies
 from webhook.registration import webhook_configuration
 
 SELECT_LABEL = "leasegate.test/webhook"
@@ -206,11 +207,16 @@ def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_
 
     Returns the configuration's name. The webhooks of ``webhook.registration``
     (the chart's), each twice: namespaced objects selected by their
-    namespace's label, cluster-scoped ones by their own.
+    namespace's label, cluster-scoped ones by their own; and, under a profile
+    that fences, the reservation policies of ``webhook.policy`` scoped the
+    same way.
     """
     name = f"leasegate-test-{running.key}"
+    env = {**running.settings_env}
+    require_members = env.get(ENV_PREFIX + "REQUIRE_MEMBERS", "").lower() in {"1", "true", "yes", "on"}
     body = webhook_configuration(name, running.ca_pem, url=running.url, profile=LockProfile.of(profile),
-                                 failure_policy=failure_policy, timeout_seconds=timeout_seconds)
+                                 failure_policy=failure_policy, timeout_seconds=timeout_seconds,
+                                 require_members=require_members)
     scoped = []
     for hook in body["webhooks"]:
         namespaced = {**hook, "namespaceSelector": {"matchLabels": {SELECT_LABEL: running.key}},
@@ -224,28 +230,69 @@ def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_
                        "rules": [{**rule, "scope": "Cluster"} for rule in hook["rules"]]})
     body["webhooks"] = scoped
     admission = client.AdmissionregistrationV1Api(api)
-    try:
-        admission.delete_validating_webhook_configuration(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    _delete_quietly(admission.delete_validating_webhook_configuration, name)
     admission.create_validating_webhook_configuration(as_body(body), _preload_content=False)
+    if LockProfile.of(profile).fences:
+        install_policies(api, test_policies(name, running))
     _wait_called(api, running)
     return name
 
 
+def test_policies(name: str, running: RunningWebhook) -> list[dict[str, Any]]:
+    """The reservation policies for ``running``'s settings, judging only what its key selects."""
+    lock = LockSettings.from_env(running.settings_env)
+    mode = running.settings_env.get(ENV_PREFIX + "MODE", "deny").lower()
+    return admission_policies(
+        f"reservations.{name}", lock_namespace=lock.lock_namespace, txn_label=lock.lock_profile.txn_label,
+        txn_annotation=lock.txn_annotation, mode=mode,
+        namespace_selector={"matchLabels": {SELECT_LABEL: running.key}},
+        cluster_object_selector={"matchLabels": {OBJECT_SELECT_LABEL: running.key}},
+        namespace_mode_label=running.settings_env.get(ENV_PREFIX + "NAMESPACE_MODE_LABEL", "leasegate.io/enforcement"))
+
+
+def install_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]) -> None:
+    """Create (or replace) ValidatingAdmissionPolicies and their bindings."""
+    admission = client.AdmissionregistrationV1Api(api)
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "ValidatingAdmissionPolicy":
+            _delete_quietly(admission.delete_validating_admission_policy, name)
+            admission.create_validating_admission_policy(as_body(dict(obj)), _preload_content=False)
+        else:
+            _delete_quietly(admission.delete_validating_admission_policy_binding, name)
+            admission.create_validating_admission_policy_binding(as_body(dict(obj)), _preload_content=False)
+
+
+def uninstall_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]) -> None:
+    admission = client.AdmissionregistrationV1Api(api)
+    for obj in objects:
+        delete = (admission.delete_validating_admission_policy if obj["kind"] == "ValidatingAdmissionPolicy"
+                  else admission.delete_validating_admission_policy_binding)
+        _delete_quietly(delete, obj["metadata"]["name"])
+
+
+def _delete_quietly(delete: Callable[..., Any], name: str) -> None:
+    try:
+        delete(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float = 30) -> None:
-    """Dry-run writes in a guarded namespace until the webhook's decision counter moves."""
+    """Dry-run updates of a marked object in a guarded namespace until the webhook's decision counter moves."""
     core = client.CoreV1Api(api)
     namespace = f"probe-{running.key}-{uuid.uuid4().hex[:6]}"[:63]
     core.create_namespace(as_body({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}}),
                           _preload_content=False)
+    marked = {"metadata": {"name": "probe", "labels": {LOCKED_LABEL: "probe"}}}
+    core.create_namespaced_config_map(namespace, as_body(marked), _preload_content=False)
     before = running.metric("leasegate_admission_decisions_total")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            core.create_namespaced_config_map(namespace, as_body({"metadata": {"name": "probe"}}), dry_run="All",
-                                              _preload_content=False)
+            core.patch_namespaced_config_map("probe", namespace, {"data": {"x": "1"}}, dry_run="All",
+                                             _preload_content=False)
         except ApiException:
             pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
         if running.metric("leasegate_admission_decisions_total") > before:

@@ -65,7 +65,7 @@ class Judge:
         ref = lease_for(req, self.policy)
         found = ABSENT if ref is None else self._lookup(req, ref)
         outcome = decide(req, found, self.policy, self.clock())
-        return enforce(outcome, self._enforcement_for(req, outcome))
+        return enforce(outcome, self.enforcement_for(req, outcome))
 
     def _lookup(self, req: AdmissionRequest, ref: LeaseRef) -> LeaseLookupResult:
         found = self.leases.lookup(ref)
@@ -76,7 +76,7 @@ class Judge:
             log.warning("lease lookup failed for %s: %s", ref, found.error)
         return found
 
-    def _enforcement_for(self, req: AdmissionRequest, outcome: Outcome) -> Enforcement:
+    def enforcement_for(self, req: AdmissionRequest, outcome: Outcome) -> Enforcement:
         """The namespace label may make enforcement stricter, never weaker.
 
         Whoever may label a namespace must not be able to switch a lock off
@@ -162,7 +162,12 @@ def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
     except Exception as exc:  # noqa: BLE001 - answer per policy, never crash the worker
         log.exception("internal error judging request %s", req.uid)
         failed = Outcome(Reason.LOOKUP_FAILED, message=f"leasegate internal error ({exc.__class__.__name__})")
-        return enforce(failed, judge.enforcement)
+        try:  # the namespace's stricter mode holds here too; reading it may itself fail
+            enforcement = judge.enforcement_for(req, failed)
+        except Exception:  # noqa: BLE001 - fall back to the cluster mode, never crash the worker
+            log.exception("reading the namespace mode for %s failed", req.uid)
+            enforcement = judge.enforcement
+        return enforce(failed, enforcement)
 
 
 def create_app_from_settings(settings: WebhookSettings) -> Flask:

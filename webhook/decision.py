@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES
+from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES, PRINCIPAL_ANNOTATION, SCALE_PARENTS
 from lockcore.lease import LeaseState
 from lockcore.members import Members
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
@@ -65,16 +65,6 @@ from webhook.lease_writes import describe_requester, disclosed_members, judge_le
 from webhook.outcome import LeaseAbsent, LeaseLookupResult, LookupFailed, Outcome, Reason
 from webhook.review import AdmissionRequest
 from webhook.settings import DecisionPolicy
-
-# Parents whose /scale subresource the webhook can map back to a lock key
-# (the Scale object names neither the parent kind nor its annotations).
-SCALE_PARENTS: dict[tuple[str, str], str] = {
-    ("apps", "deployments"): "Deployment",
-    ("apps", "replicasets"): "ReplicaSet",
-    ("apps", "statefulsets"): "StatefulSet",
-    ("", "replicationcontrollers"): "ReplicationController",
-}
-
 
 def resource_key(request: AdmissionRequest) -> ResourceKey:
     """The lock key of the object a request writes (raises InvalidKeyError)."""
@@ -198,7 +188,8 @@ def _declared_txn(request: AdmissionRequest, policy: DecisionPolicy) -> str:
 
 
 def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy) -> Reason | None:
-    """A create or update of a locked object must leave it marked with the holder (else blocked).
+    """A create or update of a locked object must leave it marked with the holder (else blocked),
+    and may record beside the marker no principal but the Lease's.
 
     Without the marker the API server would stop calling the webhook for the
     object (objectSelector), so removing it while the lock is live would
@@ -207,7 +198,13 @@ def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy
     """
     if not policy.lock.lock_profile.fences or request.operation == "DELETE" or request.sub_resource == "scale":
         return None
-    return None if request.new_labels.get(LOCKED_LABEL) == lease.holder else Reason.MARKER_MISSING
+    if request.new_labels.get(LOCKED_LABEL) != lease.holder:
+        return Reason.MARKER_MISSING
+    # The principal recorded beside the marker may remove it without a webhook
+    # call (release): nobody may record anyone but the Lease's principal there.
+    recorded = request.new_annotations.get(PRINCIPAL_ANNOTATION, "")
+    before = request.old_annotations.get(PRINCIPAL_ANNOTATION, "") if request.operation == "UPDATE" else ""
+    return None if recorded in (before, lease.principal) else Reason.PRINCIPAL_MARK_CHANGED
 
 
 def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
@@ -303,6 +300,10 @@ def _why(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
                 f"members{disclosed_members(lease, policy)}")
     if reason is Reason.MARKER_MISSING:
         return f"this {request.operation} would leave the object without label {LOCKED_LABEL}={holder}"
+    if reason is Reason.PRINCIPAL_MARK_CHANGED:
+        return (f"this {request.operation} would record annotation {PRINCIPAL_ANNOTATION}="
+                f"{request.new_annotations.get(PRINCIPAL_ANNOTATION, '')!r}, but only {lease.principal!r} "
+                f"took the lock")
     if reason is Reason.OTHER_TRANSACTION:
         return f"this {request.operation} declares transaction {declared!r}"
     if reason is Reason.CARRIED_OVER:
@@ -321,6 +322,8 @@ def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
         target = resource_key(request).describe()
         return (f"to be added, ask a member of transaction {holder!r} to run `kubectl lock members add {target} "
                 f"--txn {holder} --member {describe_requester(request)}`, or wait for the lock to be released")
+    if reason is Reason.PRINCIPAL_MARK_CHANGED:
+        return f"leave annotation {PRINCIPAL_ANNOTATION} as it is while the lock is held"
     if reason is Reason.MARKER_MISSING:
         return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
                 f"is held; releasing the lock removes the label")

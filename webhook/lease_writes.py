@@ -1,6 +1,7 @@
 """Writes to lock Leases: who may change or delete a live lock, and what a lock may store.
 
-Rule 2 of :func:`webhook.decision.decide`. A lock Lease is judged on its stored
+Rule 2 of :func:`webhook.decision.decide`. A lock is attributed to whoever
+writes it: a principal newly recorded must be the requester. A lock Lease is judged on its stored
 version (``AdmissionRequest.old_lease``) and the version the write would store
 (``new_lease``): while it is live only its principal (or, for an
 identity-bound lock, its members) or a lock admin group may change or delete
@@ -42,6 +43,9 @@ def judge_lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: da
         ref: LeaseRef | None = LeaseRef(request.namespace, request.name)
     except InvalidKeyError:
         ref = None
+    admin = any(g in policy.lock_admin_groups for g in request.groups)
+    if not admin and (attributed := _misattributed(request, policy, ref)) is not None:
+        return attributed
     if request.operation == "CREATE" or stored is None or label not in stored.labels \
             or not (stored.principal or stored.identity_bound):
         return _written_members(request, policy, now, ref) or Outcome(Reason.LOCK_LEASE)
@@ -58,9 +62,35 @@ def judge_lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: da
                          message="" if allowed else _not_holder_of_lease(ref, stored, policy, now))
     if allowed:
         return _written_members(request, policy, now, ref) or writer
-    if any(g in policy.lock_admin_groups for g in request.groups):
+    if admin:
         return replace(expired, reason=Reason.LEASE_ADMIN)
     return writer
+
+
+def _misattributed(request: AdmissionRequest, policy: DecisionPolicy, ref: LeaseRef | None) -> Outcome | None:
+    """A lock is attributed to whoever writes it: a principal newly recorded must be the requester.
+
+    Otherwise anyone could create a lock recording ``principal: alice``, which
+    alice never took (and whose marker only alice may remove without the
+    webhook). A renewal keeps the stored principal; new members must include
+    the requester, as lockcore writes them. A lock admin acting on purpose is
+    the exception (audited as ``lease-admin``).
+    """
+    new, stored = request.new_lease, request.old_lease
+    if request.operation == "DELETE" or new is None or not policy.lock.lock_profile.records_principal \
+            or policy.lock.lock_profile.txn_label not in new.labels:
+        return None
+    kept = stored is not None and stored.principal == new.principal and stored.holder == new.holder
+    recorded = new.principal == request.username
+    counted = new.members is None or kept or not new.members.readable \
+        or new.members.admits(request.username, ())
+    if (kept or recorded) and counted:
+        return None
+    return Outcome(Reason.PRINCIPAL_NOT_REQUESTER, lease=ref, holder=new.holder, message=(
+        f"lock lease {ref} would record {new.principal or 'no principal'!r} as the principal who took the lock "
+        f"for transaction {new.holder!r}{'' if counted else ' and members without the requester'}, but "
+        f"{describe_requester(request)} is writing it: a lock records who takes it (lockcore does); an "
+        f"administrator in a lock admin group may write one for someone else"))
 
 
 def _written_members(request: AdmissionRequest, policy: DecisionPolicy, now: datetime,

@@ -16,8 +16,8 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,9 +25,26 @@ _NAMES = ("DECISIONS", "DURATION", "REQUEST_BYTES", "BAD_REQUESTS", "LOOKUP_ERRO
           "CACHE_FALLBACKS", "EVENTS", "LEDGER")
 
 
-@functools.cache
+_BUILD_LOCK = threading.Lock()
+_BUILT: SimpleNamespace | None = None
+
+
 def _metrics() -> SimpleNamespace:
-    """Every metric, built (and prometheus-client imported) on first use."""
+    """Every metric, built (and prometheus-client imported) once, on first use.
+
+    Under a lock: the first requests of a worker's threads arrive together,
+    and two threads registering the same metric raise DuplicateTimeseries (a
+    worker that fails to boot; ``functools.cache`` does not serialize callers).
+    """
+    global _BUILT
+    if _BUILT is None:
+        with _BUILD_LOCK:
+            if _BUILT is None:
+                _BUILT = _build()
+    return _BUILT
+
+
+def _build() -> SimpleNamespace:
     from prometheus_client import Counter, Gauge, Histogram
 
     DECISIONS = Counter(

@@ -61,6 +61,8 @@ class Reason(str, enum.Enum):
     OTHER_TRANSACTION = "other-transaction"
     CARRIED_OVER = "carried-over-not-principal"
     MARKER_MISSING = "marker-missing"
+    PRINCIPAL_MARK_CHANGED = "principal-mark-changed"
+    PRINCIPAL_NOT_REQUESTER = "principal-not-requester"
     LEASE_NOT_HOLDER = "lease-not-holder"
     LOOKUP_FAILED = "lookup-failed"
 
@@ -72,7 +74,8 @@ class Reason(str, enum.Enum):
 
 _BLOCKING = frozenset({Reason.NOT_IN_TRANSACTION, Reason.OTHER_TRANSACTION, Reason.CARRIED_OVER,
                        Reason.MARKER_MISSING, Reason.LEASE_NOT_HOLDER, Reason.NOT_A_MEMBER,
-                       Reason.LEASE_NOT_MEMBER, Reason.MEMBERS_INVALID, Reason.MEMBERS_REQUIRED})
+                       Reason.LEASE_NOT_MEMBER, Reason.MEMBERS_INVALID, Reason.MEMBERS_REQUIRED,
+                       Reason.PRINCIPAL_MARK_CHANGED, Reason.PRINCIPAL_NOT_REQUESTER})
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,27 @@
 :func:`webhook_configuration` is the one definition of what the webhook is
 registered with; the tests and the demo register the webhook with it, and the
 chart renders the same webhooks from the same values (a test renders the
-chart and compares). Under a profile that fences (the default) the API server
-calls the webhook only where a lock can be:
+chart for several value sets and compares). Under a profile that fences (the
+default) the API server calls the webhook only for writes of locked objects
+and for changes of lock Leases that only the webhook can judge:
 
-* ``<name>``: UPDATE and DELETE (also of ``/status``) of the lockable
-  resources, only for objects whose old or new version carries the marker
-  ``leasegate.io/locked`` (objectSelector). Writes of unlocked objects never
-  reach the webhook: they cost nothing and do not fail when it is down.
-* ``creates.<name>``: every CREATE of a lockable resource (a lock may name an
-  object that does not exist yet) and every ``scale`` (a Scale has no labels).
-* ``leases.<name>``: CREATE, UPDATE and DELETE of lock Leases (their
-  transaction label), so that only a lock's holder (an identity-bound lock's
-  members) or a lock admin can change a live lock, members written are
-  valid, and ``require_members`` can refuse a new lock without members.
+* ``<name>``: UPDATE and DELETE (also of ``/status``) of every resource by
+  default, only for objects whose stored version carries the marker
+  ``leasegate.io/locked`` (objectSelector, plus a matchCondition: adding a
+  marker to an unmarked object locks nothing, so acquire's stamp needs no
+  call) and never for the principal's own release of its marker (the marker
+  removed and ``leasegate.io/released=<txn>`` recorded, as lockcore does).
+* ``leases.<name>``: CREATE, UPDATE and DELETE of lock Leases, except what the
+  API server can see is the rightful holder's (matchConditions,
+  :func:`rightful_lease_write`): a renewal or release by the principal
+  recorded on the Lease (or a member), a new lock recording its creator. Only
+  these reach the webhook: another identity's change, a takeover, members
+  written, and (``require_members``) locks that must name members.
+
+Creates and scales are judged by the reservation policy
+(:mod:`webhook.policy`) in the API server itself. So when the webhook is down
+only writes of locked objects and other identities' changes of lock Leases
+are refused: nothing else waits on it (docs/INVARIANTS.md, "outage radius").
 
 A profile that does not fence (janus: its operator never stamps markers)
 gets one webhook for every write of the lockable resources, and no Lease
@@ -34,18 +42,36 @@ import base64
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from lockcore.kube import LEASE_GROUP, LOCKABLE_RESOURCES, LOCKED_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, VWC_PATH
+from lockcore.kube import (
+    LEASE_GROUP,
+    LOCKABLE_RESOURCES,
+    LOCKED_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRINCIPAL_ANNOTATION,
+    RELEASED_ANNOTATION,
+    VWC_PATH,
+)
+from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.profiles import LockProfile, Profile
-from webhook.decision import SCALE_PARENTS
+from webhook import cel
 from webhook.kube import KubeHttp
+from webhook.policy import ALL_RESOURCES, probe_policy, reservation_policy, scale_rules
 
 log = logging.getLogger("leasegate.registration")
 WEBHOOK_NAME = "locks.leasegate.io"
 
-# What can be locked by default: the chart's webhook.resources (one list, in lockcore.kube).
-DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = LOCKABLE_RESOURCES
+# What can be locked by default: every kind under a profile that fences (unmarked
+# objects never reach the webhook, so covering everything costs nothing); the
+# classic list under one that does not (janus: every covered write is a call).
+DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ALL_RESOURCES
+
+
+def default_resources(profile: LockProfile) -> Sequence[Mapping[str, Sequence[str]]]:
+    return DEFAULT_RESOURCES if profile.fences else LOCKABLE_RESOURCES
 
 
 def _rule(groups: Sequence[str], resources: Sequence[str], operations: Sequence[str]) -> dict[str, Any]:
@@ -53,27 +79,59 @@ def _rule(groups: Sequence[str], resources: Sequence[str], operations: Sequence[
             "operations": list(operations), "scope": "*"}
 
 
-def _scale_rules() -> list[dict[str, Any]]:
-    groups = sorted({group for group, _ in SCALE_PARENTS})
-    return [_rule([g], sorted(f"{r}/scale" for group, r in SCALE_PARENTS if group == g), ["UPDATE"])
-            for g in groups]
+def marked_object_conditions() -> list[dict[str, str]]:
+    """When a write of a marked object needs no call: see the module doc."""
+    unmarks = (f"request.operation == 'UPDATE' && !{cel.has_label('object', LOCKED_LABEL)} && "
+               f"{cel.annotation('object', RELEASED_ANNOTATION)} == {cel.label('oldObject', LOCKED_LABEL)}")
+    return [
+        {"name": "leasegate-marked-before",
+         "expression": f"request.operation != 'UPDATE' || {cel.has_label('oldObject', LOCKED_LABEL)}"},
+        {"name": "leasegate-skip-principal-release",
+         "expression": f"!({unmarks} && {cel.records('oldObject', PRINCIPAL_ANNOTATION)})"},
+    ]
 
 
-def webhook_entries(profile: LockProfile, resources: Sequence[Mapping[str, Sequence[str]]] = DEFAULT_RESOURCES,
-                    *, name: str = WEBHOOK_NAME) -> list[dict[str, Any]]:
-    """The webhooks' names, rules and objectSelectors (the parts that depend on the profile)."""
+def rightful_lease_write(txn_label: str, *, require_members: bool) -> str:
+    """CEL: a lock Lease write the webhook would admit, provable without it.
+
+    A release (DELETE) or a renewal (UPDATE keeping holder, principal, members
+    and transaction label) by the recorded principal or a member; a CREATE
+    recording its creator as principal, without members (members written are
+    checked by the webhook), unless every lock must name members.
+    """
+    holder = "(has({0}.spec) && has({0}.spec.holderIdentity) ? {0}.spec.holderIdentity : '')"
+    kept = " && ".join([
+        f"{cel.annotation('object', PRINCIPAL_ANNOTATION)} == {cel.annotation('oldObject', PRINCIPAL_ANNOTATION)}",
+        f"{cel.annotation('object', MEMBERS_ANNOTATION)} == {cel.annotation('oldObject', MEMBERS_ANNOTATION)}",
+        f"{cel.label('object', txn_label)} == {cel.label('oldObject', txn_label)}",
+        f"{holder.format('object')} == {holder.format('oldObject')}",
+    ])
+    holds = (f"({cel.records('oldObject', PRINCIPAL_ANNOTATION)} || "
+             f"({cel.has_annotation('oldObject', MEMBERS_ANNOTATION)} && {cel.is_member('oldObject')}))")
+    terms = [f"(request.operation == 'DELETE' && {holds})",
+             f"(request.operation == 'UPDATE' && {holds} && {kept})"]
+    if not require_members:
+        terms.append(f"(request.operation == 'CREATE' && {cel.records('object', PRINCIPAL_ANNOTATION)} && "
+                     f"!{cel.has_annotation('object', MEMBERS_ANNOTATION)})")
+    return " || ".join(terms)
+
+
+def webhook_entries(profile: LockProfile, resources: Sequence[Mapping[str, Sequence[str]]] | None = None,
+                    *, name: str = WEBHOOK_NAME, require_members: bool = False) -> list[dict[str, Any]]:
+    """The webhooks' names, rules, objectSelectors and own matchConditions (the parts that depend on the profile)."""
+    resources = default_resources(profile) if resources is None else resources
     plain = [(r["apiGroups"], r["resources"]) for r in resources]
     with_status = [(g, [*rs, *(f"{r}/status" for r in rs)]) for g, rs in plain]
     if not profile.fences:
-        rules = [_rule(g, rs, ["CREATE", "UPDATE", "DELETE"]) for g, rs in with_status] + _scale_rules()
-        return [{"name": name, "rules": rules, "objectSelector": {}}]
+        rules = [_rule(g, rs, ["CREATE", "UPDATE", "DELETE"]) for g, rs in with_status] + scale_rules()
+        return [{"name": name, "rules": rules, "objectSelector": {}, "matchConditions": []}]
+    rightful = rightful_lease_write(profile.txn_label, require_members=require_members)
     return [
         {"name": name, "rules": [_rule(g, rs, ["UPDATE", "DELETE"]) for g, rs in with_status],
-         "objectSelector": _exists(LOCKED_LABEL)},
-        {"name": f"creates.{name}", "rules": [_rule(g, rs, ["CREATE"]) for g, rs in plain] + _scale_rules(),
-         "objectSelector": {}},
+         "objectSelector": _exists(LOCKED_LABEL), "matchConditions": marked_object_conditions()},
         {"name": f"leases.{name}", "rules": [_rule([LEASE_GROUP], ["leases"], ["CREATE", "UPDATE", "DELETE"])],
-         "objectSelector": _exists(profile.txn_label)},
+         "objectSelector": _exists(profile.txn_label),
+         "matchConditions": [{"name": "leasegate-skip-rightful-holder", "expression": f"!({rightful})"}]},
     ]
 
 
@@ -81,21 +139,17 @@ def skip_identities(users: Sequence[str], groups: Sequence[str]) -> list[dict[st
     """CEL matchConditions that skip the call for exempt users and groups (the chart's skipExemptIdentities).
 
     So garbage collection and namespace deletion never depend on the webhook
-    being reachable. JSON string escapes are valid CEL string literals.
+    being reachable.
     """
     conditions = []
     if users:
         conditions.append({"name": "leasegate-skip-exempt-users",
-                           "expression": f"!(request.userInfo.username in {_cel_list(users)})"})
+                           "expression": f"!({cel.USERNAME} in {cel.string_list(users)})"})
     if groups:
         conditions.append({"name": "leasegate-skip-exempt-groups",
                            "expression": "!has(request.userInfo.groups) || "
-                                         f"!request.userInfo.groups.exists(g, g in {_cel_list(groups)})"})
+                                         f"!request.userInfo.groups.exists(g, g in {cel.string_list(groups)})"})
     return conditions
-
-
-def _cel_list(items: Sequence[str]) -> str:
-    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
 
 
 def _exists(label: str) -> dict[str, Any]:
@@ -109,7 +163,8 @@ def webhook_configuration(
     url: str = "",
     service: tuple[str, str, int] | None = None,
     profile: LockProfile = LockProfile.of(Profile.LEASEGATE),
-    resources: Sequence[Mapping[str, Sequence[str]]] = DEFAULT_RESOURCES,
+    resources: Sequence[Mapping[str, Sequence[str]]] | None = None,
+    require_members: bool = False,
     failure_policy: str = "Fail",
     timeout_seconds: int = 5,
     namespace_selector: dict[str, Any] | None = None,
@@ -128,13 +183,13 @@ def webhook_configuration(
         "clientConfig": _client_config(ca_pem, url, service), "failurePolicy": failure_policy, "sideEffects": "NoneOnDryRun",
         "admissionReviewVersions": ["v1"], "timeoutSeconds": timeout_seconds, "matchPolicy": "Equivalent",
     }
-    if match_conditions:
-        common["matchConditions"] = [dict(c) for c in match_conditions]
     webhooks = []
-    for entry in webhook_entries(profile, resources, name=webhook_name):
+    for entry in webhook_entries(profile, resources, name=webhook_name, require_members=require_members):
         selector = lease_namespace_selector if entry["name"].startswith("leases.") else None
         selector = selector if selector is not None else namespace_selector
-        webhooks.append({**entry, **common, **({"namespaceSelector": selector} if selector is not None else {})})
+        conditions = [*(dict(c) for c in match_conditions), *entry.pop("matchConditions")]
+        webhooks.append({**entry, **common, **({"namespaceSelector": selector} if selector is not None else {}),
+                         **({"matchConditions": conditions} if conditions else {})})
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -178,3 +233,40 @@ def ensure_ca_bundle(kube: KubeHttp, name: str, ca_pem: bytes) -> bool:
         raise RuntimeError(f"updating caBundle of {name}: HTTP {status}: {str(body)[:200]}")
     log.info("caBundle of ValidatingWebhookConfiguration %s updated", name)
     return True
+
+
+# -- the chart's copy -------------------------------------------------------------
+CHART_FILE = "charts/leasegate/files/admission.json"
+TXN_ANNOTATION_TOKEN = "@TXN_ANNOTATION@"
+
+
+def chart_file() -> dict[str, Any]:
+    """What the chart reads from ``files/admission.json``: every CEL expression and rule this module and
+    :mod:`webhook.policy` build, with the transaction annotation as a token the chart replaces.
+
+    The chart composes them with its values exactly as :func:`webhook_configuration` and
+    :func:`webhook.policy.admission_policies` do (tests/unit/charts compare the two for several value
+    sets, and that this file is current: ``python -m webhook.registration``).
+    """
+    fenced = LockProfile.of(Profile.LEASEGATE)
+    policy = reservation_policy("x", txn_annotation=TXN_ANNOTATION_TOKEN)["spec"]
+    return {
+        "defaultResources": {p.value: [dict(r) for r in default_resources(LockProfile.of(p))] for p in Profile},
+        "scaleRules": scale_rules(),
+        "markedObjectConditions": marked_object_conditions(),
+        "rightfulLeaseWrite": {str(required).lower(): rightful_lease_write(fenced.txn_label, require_members=required)
+                               for required in (False, True)},
+        "policy": {k: policy[k] for k in ("variables", "validations")},
+        "excludeResourceRules": policy["matchConstraints"]["excludeResourceRules"],
+        "probePolicy": probe_policy("x")["spec"],
+    }
+
+
+def write_chart_file(root: Path) -> Path:
+    path = root / CHART_FILE
+    path.write_text(json.dumps(chart_file(), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+if __name__ == "__main__":  # python -m webhook.registration: refresh the chart's copy
+    print(write_chart_file(Path(__file__).resolve().parents[1]))

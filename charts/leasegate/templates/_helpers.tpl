@@ -92,18 +92,22 @@ The schema checks types and enums; these are the rules that need more than one v
 */}}
 {{- define "leasegate.validate" -}}
 {{- $forbiddenGroups := list "coordination.k8s.io" "events.k8s.io" "authentication.k8s.io" "authorization.k8s.io" "admissionregistration.k8s.io" -}}
-{{- $forbiddenResources := list "*" "*/*" "leases" "events" -}}
+{{- $forbiddenResources := list "*/*" "leases" "events" -}}
+{{- $fences := include "leasegate.fences" . | eq "true" -}}
 {{- range $i, $rule := .Values.webhook.resources -}}
 {{- range $rule.apiGroups -}}
 {{- if has . $forbiddenGroups -}}
 {{- fail (printf "webhook.resources[%d].apiGroups: %q must not be intercepted (Leases are the locks themselves, judged by their own webhook; Events and reviews are written by the webhook and the API server)" $i .) -}}
 {{- end -}}
-{{- if eq . "*" -}}
-{{- fail (printf "webhook.resources[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases; list the API groups to lock" $i) -}}
+{{- if and (eq . "*") (not $fences) -}}
+{{- fail (printf "webhook.resources[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases under the janus profile (its objects carry no marker); list the API groups to lock" $i) -}}
 {{- end -}}
 {{- end -}}
 {{- range $rule.resources -}}
 {{- $base := (splitList "/" .) | first -}}
+{{- if and (eq . "*") (not $fences) -}}
+{{- fail (printf "webhook.resources[%d].resources: \"*\" would intercept every write under the janus profile (its objects carry no marker); list the resources to lock" $i) -}}
+{{- end -}}
 {{- if or (has . $forbiddenResources) (has $base $forbiddenResources) (hasSuffix "reviews" $base) -}}
 {{- fail (printf "webhook.resources[%d].resources: %q must not be intercepted by leasegate (never leases, events, *reviews or the wildcard)" $i .) -}}
 {{- end -}}
@@ -135,37 +139,48 @@ The schema checks types and enums; these are the rules that need more than one v
 {{- end -}}
 
 {{/*
-The webhooks' names, rules and objectSelectors, as webhook/registration.py
-webhook_entries() builds them (tests/unit/charts compares the two): marked
-objects' updates and deletes, every create and scale, lock Leases. Under the
-janus profile (no markers) one webhook judges every write.
+The webhooks' names, rules, objectSelectors and own matchConditions, as
+webhook/registration.py webhook_entries() builds them (tests/unit/charts
+compares the two; the CEL comes from files/admission.json, which that module
+writes). Under a profile that fences: marked objects' updates and deletes,
+and lock Leases; creates and scales are judged by the reservation policy
+(policies.yaml). Under janus (no markers) one webhook judges every write.
 */}}
+{{- define "leasegate.admission" -}}
+{{- .Files.Get "files/admission.json" -}}
+{{- end -}}
+
+{{- define "leasegate.resources" -}}
+{{- $admission := include "leasegate.admission" . | fromJson -}}
+{{- .Values.webhook.resources | default (index $admission.defaultResources .Values.config.profile) | toJson -}}
+{{- end -}}
+
 {{- define "leasegate.webhookEntries" -}}
+{{- $admission := include "leasegate.admission" . | fromJson -}}
 {{- $name := .Values.webhook.name -}}
-{{- $plain := list -}}{{- $withStatus := list -}}{{- $creates := list -}}
-{{- range .Values.webhook.resources -}}
+{{- $plain := list -}}{{- $withStatus := list -}}
+{{- range include "leasegate.resources" . | fromJsonArray -}}
 {{- $status := list -}}{{- range .resources -}}{{- $status = append $status (printf "%s/status" .) -}}{{- end -}}
 {{- $withStatus = append $withStatus (dict "apiGroups" .apiGroups "resources" (concat .resources $status)) -}}
 {{- $plain = append $plain (dict "apiGroups" .apiGroups "resources" .resources) -}}
 {{- end -}}
-{{- $scale := list (dict "apiGroups" (list "") "resources" (list "replicationcontrollers/scale") "operations" (list "UPDATE")) (dict "apiGroups" (list "apps") "resources" (list "deployments/scale" "replicasets/scale" "statefulsets/scale") "operations" (list "UPDATE")) -}}
 {{- $entries := list -}}
-{{- if eq .Values.config.profile "janus" -}}
+{{- if not (include "leasegate.fences" . | eq "true") -}}
 {{- $rules := list -}}
 {{- range $withStatus -}}{{- $rules = append $rules (merge (dict "operations" (list "CREATE" "UPDATE" "DELETE")) .) -}}{{- end -}}
-{{- $entries = append $entries (dict "name" $name "rules" (concat $rules $scale) "objectSelector" .Values.webhook.objectSelector) -}}
+{{- $entries = append $entries (dict "name" $name "rules" (concat $rules $admission.scaleRules) "objectSelector" .Values.webhook.objectSelector "matchConditions" list) -}}
 {{- else -}}
 {{- $updates := list -}}
 {{- range $withStatus -}}{{- $updates = append $updates (merge (dict "operations" (list "UPDATE" "DELETE")) .) -}}{{- end -}}
-{{- range $plain -}}{{- $creates = append $creates (merge (dict "operations" (list "CREATE")) .) -}}{{- end -}}
 {{- $marker := dict "key" "leasegate.io/locked" "operator" "Exists" -}}
 {{- $objects := deepCopy .Values.webhook.objectSelector -}}
 {{- $_ := set $objects "matchExpressions" (append ($objects.matchExpressions | default list) $marker) -}}
-{{- $entries = append $entries (dict "name" $name "rules" $updates "objectSelector" $objects) -}}
-{{- $entries = append $entries (dict "name" (printf "creates.%s" $name) "rules" (concat $creates $scale) "objectSelector" .Values.webhook.objectSelector) -}}
+{{- $entries = append $entries (dict "name" $name "rules" $updates "objectSelector" $objects "matchConditions" $admission.markedObjectConditions) -}}
 {{- $leases := list (dict "apiGroups" (list "coordination.k8s.io") "resources" (list "leases") "operations" (list "CREATE" "UPDATE" "DELETE")) -}}
 {{- $lockLabel := dict "matchExpressions" (list (dict "key" "leasegate.io/transaction" "operator" "Exists")) -}}
-{{- $entries = append $entries (dict "name" (printf "leases.%s" $name) "rules" $leases "objectSelector" $lockLabel) -}}
+{{- $rightful := index $admission.rightfulLeaseWrite (.Values.config.requireMembers | toString) -}}
+{{- $skip := list (dict "name" "leasegate-skip-rightful-holder" "expression" (printf "!(%s)" $rightful)) -}}
+{{- $entries = append $entries (dict "name" (printf "leases.%s" $name) "rules" $leases "objectSelector" $lockLabel "matchConditions" $skip) -}}
 {{- end -}}
 {{- $out := list -}}
 {{- range $entries -}}
@@ -174,4 +189,9 @@ janus profile (no markers) one webhook judges every write.
 {{- $out = append $out (merge (dict "rules" $rules) .) -}}
 {{- end -}}
 {{- $out | toJson -}}
+{{- end -}}
+
+{{/* Whether the profile stamps markers (lockcore.profiles.LockProfile.fences): only janus does not. */}}
+{{- define "leasegate.fences" -}}
+{{- ne .Values.config.profile "janus" -}}
 {{- end -}}

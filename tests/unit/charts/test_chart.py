@@ -19,8 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
 from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
-from webhook.registration import DEFAULT_RESOURCES, skip_identities, webhook_configuration
-from webhook.settings import WebhookSettings
+from webhook.policy import ALL_RESOURCES, admission_policies
+from webhook.registration import DEFAULT_RESOURCES, chart_file, skip_identities, webhook_configuration
+from webhook.settings import EnforcementMode, WebhookSettings
 
 # Every documented option, as a values overlay (name -> values).
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -95,6 +96,7 @@ def test_template_renders_expected_kinds(option: str) -> None:
     for doc in docs:
         assert doc["metadata"]["name"], doc
         if doc["kind"] not in {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding",
+                               "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
                                "CustomResourceDefinition"}:
             assert doc["metadata"].get("namespace"), f"{doc['kind']} must name its namespace"
     assert ("ServiceMonitor" in kinds) == (option == "service-monitor")
@@ -117,6 +119,8 @@ def test_chart_requires_kubernetes_with_match_conditions() -> None:
 
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
+    """Lock Leases only by their label; every other write only of a marked object, or (janus, no markers)
+    never of Leases, Events or reviews."""
     for hook in webhooks(rendered(option)):
         if hook["name"].startswith("leases."):
             # Lock Leases only (by their transaction label), never the other Leases.
@@ -126,12 +130,14 @@ def test_webhook_never_matches_locks_events_or_reviews(option: str) -> None:
             assert hook["objectSelector"] == {"matchExpressions": [{"key": "leasegate.io/transaction",
                                                                     "operator": "Exists"}]}
             continue
+        marked = {"key": "leasegate.io/locked", "operator": "Exists"} in \
+            (hook["objectSelector"].get("matchExpressions") or [])
         for rule in hook["rules"]:
-            assert "*" not in rule["apiGroups"]
+            assert marked or "*" not in rule["apiGroups"]
             assert not {"coordination.k8s.io", "events.k8s.io"} & set(rule["apiGroups"])
             for resource in rule["resources"]:
                 base = resource.split("/")[0]
-                assert base not in {"*", "leases", "events"}
+                assert base not in ({"leases", "events"} if marked else {"*", "leases", "events"})
                 assert not base.endswith("reviews")
 
 
@@ -170,7 +176,8 @@ def test_user_selectors_are_merged_not_replaced() -> None:
     assert hook["objectSelector"] == {"matchLabels": {"leasegate.io/locked": "true"}, "matchExpressions": [
         {"key": "leasegate.io/locked", "operator": "Exists"}]}
     names = [c["name"] for c in hook["matchConditions"]]
-    assert names == ["leasegate-skip-exempt-users", "leasegate-skip-exempt-groups", "not-dry-run-bots"]
+    assert names == ["leasegate-skip-exempt-users", "leasegate-skip-exempt-groups", "not-dry-run-bots",
+                     "leasegate-marked-before", "leasegate-skip-principal-release"]
 
 
 @pytest.mark.parametrize("value", ["348e09", "939e72", "0x1F", "true", "1_000", "012"])
@@ -183,55 +190,101 @@ def test_selector_label_values_that_look_like_numbers_stay_strings(value: str) -
         assert hook["namespaceSelector"]["matchLabels"] == {"scope": value}
 
 
-@pytest.mark.parametrize("profile", list(Profile))
-def test_chart_renders_the_registration_the_tests_use(profile: Profile) -> None:
-    """One registration: the chart's webhooks are webhook.registration's, field for field."""
-    docs = template({"config": {"profile": profile.value}})
+OVERLAYS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "janus": {"config": {"profile": "janus"}},
+    "require members": {"config": {"requireMembers": True}},
+    "warn mode, custom annotation": {"config": {"mode": "warn", "txnAnnotation": "example.com/txn"}},
+    "dryrun, narrowed kinds": {"config": {"mode": "dryrun", "lockNamespace": "locks"},
+                               "webhook": {"resources": [{"apiGroups": [""], "resources": ["configmaps"]}]}},
+    "no exempt identities": {"config": {"exemptUsers": [], "exemptGroups": [], "namespaceModeLabel": ""}},
+}
+
+
+def _settings(values: dict[str, Any]) -> tuple[WebhookSettings, list[dict[str, Any]] | None]:
+    config, hook = values.get("config", {}), values.get("webhook", {})
+    lock = LockSettings(profile=Profile(config.get("profile", "leasegate")),
+                        txn_annotation=config.get("txnAnnotation", "leasegate.io/transaction"),
+                        lock_namespace=config.get("lockNamespace", "leasegate-system"))
+    settings = WebhookSettings(lock=lock, require_members=config.get("requireMembers", False),
+                               exempt_users=tuple(config.get("exemptUsers", WebhookSettings.exempt_users)),
+                               exempt_groups=tuple(config.get("exemptGroups", WebhookSettings.exempt_groups)),
+                               namespace_mode_label=config.get("namespaceModeLabel", "leasegate.io/enforcement"),
+                               mode=EnforcementMode(config.get("mode", "deny")))
+    return settings, hook.get("resources")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=list(OVERLAYS))
+def test_chart_renders_the_registration_the_tests_use(overlay: str) -> None:
+    """One registration: the chart's webhooks and policies are webhook.registration's and
+    webhook.policy's, field for field, for every value set here."""
+    docs = template(OVERLAYS[overlay])
+    settings, resources = _settings(OVERLAYS[overlay])
     vwc = one(docs, "ValidatingWebhookConfiguration")
     service = one(docs, "Service")["metadata"]["name"]
-    settings = WebhookSettings()
     ca = base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"])
     excluded = list(dict.fromkeys(["kube-system", "leasegate-system", *settings.exempt_namespaces]))
+    lease_selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                            "values": list(dict.fromkeys(["kube-system", *settings.exempt_namespaces]))}]}
+    exempt = skip_identities(settings.exempt_users, settings.exempt_groups)
     expected = webhook_configuration(
         vwc["metadata"]["name"], ca, service=("leasegate-system", service, 443),
-        profile=LockProfile.of(profile),
+        profile=settings.lock.lock_profile, resources=resources, require_members=settings.require_members,
         namespace_selector={"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
                                                   "values": excluded}]},
-        lease_namespace_selector={"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                                        "values": list(dict.fromkeys(["kube-system", *settings.exempt_namespaces]))}]},
-        match_conditions=skip_identities(settings.exempt_users, settings.exempt_groups))
+        lease_namespace_selector=lease_selector, match_conditions=exempt)
     assert vwc["webhooks"] == expected["webhooks"]
+    fences = settings.lock.lock_profile.fences
     assert [h["name"] for h in vwc["webhooks"]] == (
-        ["locks.leasegate.io", "creates.locks.leasegate.io", "leases.locks.leasegate.io"]
-        if profile is Profile.LEASEGATE else ["locks.leasegate.io"])
+        ["locks.leasegate.io", "leases.locks.leasegate.io"] if fences else ["locks.leasegate.io"])
+    rendered = [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    policies = admission_policies(
+        f"reservations.{vwc['metadata']['name']}", lock_namespace=settings.lock.lock_namespace,
+        txn_label=settings.lock.lock_profile.txn_label, txn_annotation=settings.lock.txn_annotation,
+        mode=settings.mode.value, resources=resources or ALL_RESOURCES, namespace_selector=lease_selector,
+        cluster_object_selector={}, namespace_mode_label=settings.namespace_mode_label, match_conditions=exempt)
+    strip = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in rendered]
+    want = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in policies] if fences else []
+    assert sorted(strip, key=lambda d: d["metadata"]["name"]) == sorted(want, key=lambda d: d["metadata"]["name"])
+
+
+def test_the_charts_copy_of_the_admission_rules_is_current() -> None:
+    """files/admission.json is what webhook.registration writes (`python -m webhook.registration`)."""
+    assert json.loads((CHART / "files" / "admission.json").read_text()) == json.loads(json.dumps(chart_file()))
 
 
 def test_chart_resources_are_the_registrations_defaults() -> None:
     import yaml
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert values["webhook"]["resources"] == [dict(r) for r in DEFAULT_RESOURCES]
+    assert values["webhook"]["resources"] == []
+    assert chart_file()["defaultResources"]["leasegate"] == [dict(r) for r in DEFAULT_RESOURCES]
 
 
 def test_unlocked_objects_never_reach_the_webhook_by_default() -> None:
-    objects, creates, leases = webhooks(rendered("default"))
+    """Only marked objects' updates and deletes and lock Leases are sent; creates and scales go to the policy."""
+    docs = rendered("default")
+    objects, leases = webhooks(docs)
     assert objects["objectSelector"] == {"matchExpressions": [{"key": "leasegate.io/locked", "operator": "Exists"}]}
     assert {op for rule in objects["rules"] for op in rule["operations"]} == {"UPDATE", "DELETE"}
-    assert {op for rule in creates["rules"] for op in rule["operations"]} == {"CREATE", "UPDATE"}
-    scale = {(g, r) for rule in creates["rules"] if rule["operations"] == ["UPDATE"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
+    covered = {(g, r) for rule in objects["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    # Every kind, custom resources included, and status writes of marked objects.
+    assert covered == {("*", "*"), ("*", "*/status")}
+    assert leases["failurePolicy"] == objects["failurePolicy"] == "Fail"
+    policy = next(p for p in by_kind(docs, "ValidatingAdmissionPolicy")
+                  if p["metadata"]["name"].startswith("reservations."))
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert {op for rule in rules for op in rule["operations"]} == {"CREATE", "UPDATE"}
+    scale = {(g, r) for rule in rules if rule["operations"] == ["UPDATE"] for g in rule["apiGroups"]
+             for r in rule["resources"]}
     assert scale == {("apps", "deployments/scale"), ("apps", "statefulsets/scale"), ("apps", "replicasets/scale"),
                      ("", "replicationcontrollers/scale")}
-    covered = {(g, r) for rule in objects["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    # Cluster-scoped kinds users lock are covered, and status writes of marked objects are judged.
-    assert {("", "namespaces"), ("rbac.authorization.k8s.io", "clusterroles"), ("apps", "deployments/status"),
-            ("", "namespaces/status")} <= covered
-    assert leases["failurePolicy"] == objects["failurePolicy"] == "Fail"
+    assert policy["spec"]["failurePolicy"] == "Fail" and policy["spec"]["paramKind"]["kind"] == "Lease"
 
 
 def test_skip_exempt_identities_can_be_turned_off() -> None:
     for hook in webhooks(template({"webhook": {"skipExemptIdentities": False}})):
-        assert "matchConditions" not in hook
+        assert not any(c["name"].startswith("leasegate-skip-exempt") for c in hook.get("matchConditions", []))
 
 
 # -- certificates -------------------------------------------------------------------
@@ -509,7 +562,6 @@ SCHEMA_REJECTS = [
     ({"config": {"txnAnnotation": "not a key!"}}, "at '/config/txnAnnotation'"),
     ({"config": {"exemptUsers": ["alice,bob"]}}, "at '/config/exemptUsers/0': 'alice,bob' does not match pattern"),
     ({"config": {"clockSkewSeconds": -1}}, "at '/config/clockSkewSeconds': minimum: got -1, want 0"),
-    ({"webhook": {"resources": []}}, "at '/webhook/resources': minItems: got 0, want 1"),
     ({"webhook": {"resources": [{"apiGroups": ["apps"], "resources": ["deployments/scale"]}]}},
      "at '/webhook/resources/0/resources/0': 'deployments/scale' does not match pattern"),
     ({"webhook": {"rules": []}}, "additional properties 'rules' not allowed"),
@@ -554,8 +606,11 @@ CHART_REJECTS = [
     (_rule(["coordination.k8s.io"], ["leases"]),
      "webhook.resources[0].apiGroups: \"coordination.k8s.io\" must not be intercepted"),
     (_rule([""], ["events"]), "webhook.resources[0].resources: \"events\" must not be intercepted"),
-    (_rule(["apps"], ["*"]), "at '/webhook/resources/0/resources/0': '*' does not match pattern"),
-    (_rule(["*"], ["deployments"]), "webhook.resources[0].apiGroups: \"*\" would intercept coordination.k8s.io Leases"),
+    (_rule(["apps"], ["*/status"]), "at '/webhook/resources/0/resources/0': '*/status' does not match pattern"),
+    ({**_rule(["apps"], ["*"]), "config": {"profile": "janus"}},
+     "webhook.resources[0].resources: \"*\" would intercept every write under the janus profile"),
+    ({**_rule(["*"], ["deployments"]), "config": {"profile": "janus"}},
+     "webhook.resources[0].apiGroups: \"*\" would intercept coordination.k8s.io Leases under the janus profile"),
     (_rule(["example.com"], ["widgetreviews"]), "\"widgetreviews\" must not be intercepted"),
     (_rule(["authorization.k8s.io"], ["subjectaccessreviews"]), "\"authorization.k8s.io\" must not be intercepted"),
     ({"config": {"lookupTimeoutSeconds": 5}, "webhook": {"timeoutSeconds": 5}},

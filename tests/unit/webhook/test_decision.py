@@ -62,6 +62,8 @@ def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, dura
 HELD = lease()
 # An identity-bound lock: alice (who acquired it), group sre, service account shop:deployer.
 CREW = Members.of(["user:alice", "group:sre", "sa:shop:deployer"])
+# The same crew as bob writes it when he takes a lock (lockcore adds the acquiring user).
+BOBS_CREW = CREW.with_user("bob")
 BOUND = lease(members=CREW)
 DEPLOYER = "system:serviceaccount:shop:deployer"
 UNSET = Members(users=("unset",))  # lease_req: new Lease keeps the stored members
@@ -76,7 +78,10 @@ def lease_req(operation: str = "UPDATE", *, user: str, groups: tuple[str, ...] =
     """
     stored = replace(lease(principal=principal, age=age, members=members), namespace="shop",
                      name="lg.configmap.cfg", labels={TXN: "t1"})
-    written = replace(stored, holder=holder, members=members if new_members is UNSET else new_members)
+    # lockcore records the requester as principal of every lock it creates or takes over
+    taken = operation == "CREATE" or holder != stored.holder
+    written = replace(stored, holder=holder, principal=user if taken else stored.principal,
+                      members=members if new_members is UNSET else new_members)
     return replace(req(operation, user=user, groups=groups, group="coordination.k8s.io", kind="Lease",
                        resource="leases", name="lg.configmap.cfg", marker=None,
                        old_lease=stored if operation != "CREATE" else None),
@@ -221,6 +226,20 @@ CASES = [
          Reason.LEASE_ADMIN),
     Case("expired lock Lease taken over", lease_req(user="bob", age=63), ABSENT, True, Reason.EXPIRED),
     Case("lock Lease create is not judged", lease_req("CREATE", user="bob"), ABSENT, True, Reason.LOCK_LEASE),
+    Case("lock Lease created recording someone else as principal",
+         replace(lease_req("CREATE", user="bob"), new_lease=replace(lease(principal="alice"), labels={TXN: "t1"})),
+         ABSENT, False, Reason.PRINCIPAL_NOT_REQUESTER),
+    Case("a lock admin may create a lock for someone else",
+         replace(lease_req("CREATE", user="root", groups=("system:masters",)),
+                 new_lease=replace(lease(principal="alice"), labels={TXN: "t1"})),
+         ABSENT, True, Reason.LOCK_LEASE),
+    Case("an expired lock taken over recording someone else",
+         replace(lease_req(user="bob", age=63, holder="t2"),
+                 new_lease=replace(lease(principal="carol", holder="t2"), labels={TXN: "t1"})),
+         ABSENT, False, Reason.PRINCIPAL_NOT_REQUESTER),
+    Case("a lock created with members that leave the creator out",
+         lease_req("CREATE", user="bob", new_members=Members.of(["user:carol"])), ABSENT, False,
+         Reason.PRINCIPAL_NOT_REQUESTER),
     Case("janus Lease without principal is not guarded", lease_req(user="bob", principal=""), ABSENT, True,
          Reason.LOCK_LEASE),
     Case("exempt user may delete a live lock Lease (namespace deletion)",
@@ -293,7 +312,7 @@ CASES = [
          ABSENT, True, Reason.EXPIRED),
     Case("unbound Lease: not even its principal binds it while live", lease_req(user="alice", new_members=CREW),
          ABSENT, False, Reason.MEMBERS_INVALID),
-    Case("unbound Lease: an expired one taken over with members", lease_req(user="bob", age=63, new_members=CREW,
+    Case("unbound Lease: an expired one taken over with members", lease_req(user="bob", age=63, new_members=BOBS_CREW,
                                                                             holder="t2"),
          ABSENT, True, Reason.EXPIRED),
     Case("unbound Lease: another user makes it identity-bound", lease_req(user="bob", new_members=CREW),
@@ -301,11 +320,11 @@ CASES = [
     Case("lock Lease created with unreadable members", lease_req("CREATE", user="bob",
                                                                  new_members=Members.unreadable()),
          ABSENT, False, Reason.MEMBERS_INVALID),
-    Case("lock Lease created with members", lease_req("CREATE", user="bob", new_members=CREW), ABSENT, True,
+    Case("lock Lease created with members", lease_req("CREATE", user="bob", new_members=BOBS_CREW), ABSENT, True,
          Reason.LOCK_LEASE),
     Case("require_members: create without members", lease_req("CREATE", user="bob"), ABSENT, False,
          Reason.MEMBERS_REQUIRED, replace(SETTINGS, require_members=True)),
-    Case("require_members: create with members", lease_req("CREATE", user="bob", new_members=CREW), ABSENT, True,
+    Case("require_members: create with members", lease_req("CREATE", user="bob", new_members=BOBS_CREW), ABSENT, True,
          Reason.LOCK_LEASE, replace(SETTINGS, require_members=True)),
     Case("require_members: takeover without members", lease_req(user="bob", age=63, holder="t2"), ABSENT, False,
          Reason.MEMBERS_REQUIRED, replace(SETTINGS, require_members=True)),
