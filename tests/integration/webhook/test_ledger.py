@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,6 +32,7 @@ from lockcore.ledger import GROUP, REPORT_NAME, VERSION, Bounds, Tally, ledger_e
 from lockcore.naming import LeaseRef, ResourceKey
 from tests.support.cli import plugin_env
 from tests.support.cluster import ApiClientFactory, KubectlRunner, api_clients, kubectl_runner
+from tests.support.figures import Figures
 from tools.localcluster import LocalCluster, running
 from tools.localwebhook import (
     OBJECT_SELECT_LABEL,
@@ -311,3 +315,40 @@ def test_a_graceful_stop_writes_what_the_last_interval_saw(report_crds: None, na
         webhook.stop()
     client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)
     assert counts(admin, namespace) == Counter({("bob", "cfg"): 5})
+
+
+def test_killed_workers_lose_at_most_their_last_interval(report_crds: None, namespace: str, cluster: LocalCluster,
+                                                        api_client: ApiClientFactory, tmp_path: Path,
+                                                        figures: Figures) -> None:
+    # The loss bound, measured: refusals arrive for a few seconds, then both workers are
+    # SIGKILLed (no worker_exit, as an OOM kill or a node loss): what the ledger misses is at
+    # most what arrived in the last flush interval (plus the time one flush takes).
+    flush, margin = 2.0, 1.0
+    admin, bob = api_client("admin"), api_client("bob")
+    webhook = start_webhook(tmp_path, cluster.kubeconfig, f"kill-{namespace[-6:]}", lease_lookup="consistent",
+                            ledger_flush_seconds=flush)
+    try:
+        vwc = register_webhook(admin, webhook)
+        grant_edit(admin, namespace)
+        guard(admin, namespace, webhook.key)
+        client.CoreV1Api(admin).create_namespaced_config_map(namespace, as_body({"metadata": {"name": "cfg"}}),
+                                                             _preload_content=False)
+        lock(admin, ResourceKey("", "ConfigMap", namespace, "cfg"), "t3")
+        refusals: list[float] = []
+        until = time.monotonic() + 3 * flush
+        while time.monotonic() < until:
+            assert refused(bob, namespace, "cfg")
+            refusals.append(time.monotonic())
+        killed_at = time.monotonic()
+        for pid in webhook.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(flush + margin)  # nothing more can arrive: the killed tallies are gone
+        counted = counts(admin, namespace)[("bob", "cfg")]
+    finally:
+        webhook.stop()
+    client.AdmissionregistrationV1Api(admin).delete_validating_webhook_configuration(vwc)
+    lost = len(refusals) - counted
+    in_last_interval = sum(1 for at in refusals if at > killed_at - flush - margin)
+    figures(f"{len(refusals)} refusals, workers SIGKILLed: {counted} in the ledger, {lost} lost "
+            f"(bound: the {in_last_interval} of the last {flush + margin:.0f} s)")
+    assert 0 <= lost <= in_last_interval

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from lockcore.profiles import LockProfile, Profile
+from lockcore.profiles import Profile
 from lockcore.settings import LockSettings
 from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
 from webhook.policy import ALL_RESOURCES, admission_policies
