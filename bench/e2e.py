@@ -5,8 +5,8 @@ unlocked; and a 2 KB ConfigMap locked by the writer, whose writes carry the
 holder's proof) are patched in turn, and a fresh 2 KB ConfigMap created, one
 write at a time, by the official client against the local kube-apiserver, in
 alternating blocks, twice over: no webhook registered, leasegate registered
-as shipped (the fenced registration: only marked objects' updates and all
-creates reach it), the allow-everything baseline (bench/baseline.py, same
+as shipped (the fenced registration and the reservation policy: only marked
+objects' updates reach the webhook; creates are judged in the API server), the allow-everything baseline (bench/baseline.py, same
 stack) registered the old way (every write). The baseline's blocks say what
 any webhook that is called for every write costs on this stack. Registration uses
 :func:`tools.localwebhook.register_webhook` (which waits until the API server really calls

@@ -12,7 +12,10 @@ Lock states (:data:`STATES`), with their Leases created as lockcore writes them:
 * ``same``: a live Lease held by :data:`HOLDER`, and the write sets the
   transaction annotation to it (allowed: in transaction);
 * ``other``: a live Lease held by :data:`HOLDER`, and the write declares
-  another transaction (denied: 409).
+  another transaction (denied: 403).
+
+Locked objects are stamped with the marker, as lockcore's acquire leaves
+them, so a review models what the API server sends for them.
 
 :func:`request_mix` lays out one cycle of requests with the default weights,
 deterministically shuffled, so wrk and the open-loop generator send the same
@@ -26,11 +29,13 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
 
 from bench.kube import ensure_namespace, raw_call
+from lockcore.fence import Fence
 from lockcore.lease import lease_body, utcnow
 from lockcore.naming import ResourceKey, lease_ref
 from lockcore.settings import LockSettings
@@ -39,6 +44,7 @@ NAMESPACE = "bench"
 HOLDER = "bench-holder"
 OTHER_TXN = "bench-intruder"
 USERNAME = "bench-user"
+PRINCIPAL = "bench-locker"
 SIZES: tuple[str, ...] = ("cm2k", "deploy20k", "cm200k")
 STATES: tuple[str, ...] = ("unlocked", "same", "other")
 # Request mix per cycle: sizes 70/25/5 (small objects dominate real traffic),
@@ -149,19 +155,32 @@ def create_objects(api: client.ApiClient, settings: LockSettings) -> list[BenchO
                 if status not in (200, 201):
                     raise RuntimeError(f"creating {obj.path}: HTTP {status}: {str(stored)[:300]}")
                 if state != "unlocked":
-                    ref = lease_ref(key, settings)
-                    lease = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=HOLDER,
-                                       duration_seconds=3 * 3600, now=now, principal="bench-locker",
-                                       profile=settings.profile)
-                    lpath = f"/apis/coordination.k8s.io/v1/namespaces/{ref.namespace}/leases"
-                    lstatus, lbody = raw_call(api, "POST", lpath, lease)
-                    if lstatus == 409:  # rerun: refresh it
-                        lstatus, lbody = raw_call(api, "PUT", f"{lpath}/{ref.name}",
-                                                  _refreshed(api, f"{lpath}/{ref.name}", lease))
-                    if lstatus not in (200, 201):
-                        raise RuntimeError(f"lease {ref}: HTTP {lstatus}: {str(lbody)[:300]}")
+                    stored = _locked(api, obj, settings, now)
                 out.append(BenchObject(size, state, key, stored))
     return out
+
+
+def _locked(api: client.ApiClient, obj: BenchObject, settings: LockSettings, now: datetime) -> dict[str, Any]:
+    """Lock ``obj`` as lockcore leaves it (its Lease, then the marker beside the principal); its stored JSON.
+
+    Without the marker the webhook would refuse every write of it (a write of a
+    live-locked object must keep it), and the mix's "same" writes would count
+    as denials.
+    """
+    key, ref = obj.key, lease_ref(obj.key, settings)
+    lease = lease_body(namespace=ref.namespace, name=ref.name, key=key, txn=HOLDER, duration_seconds=3 * 3600,
+                       now=now, principal=PRINCIPAL, profile=settings.profile)
+    lpath = f"/apis/coordination.k8s.io/v1/namespaces/{ref.namespace}/leases"
+    lstatus, lbody = raw_call(api, "POST", lpath, lease)
+    if lstatus == 409:  # rerun: refresh it
+        lstatus, lbody = raw_call(api, "PUT", f"{lpath}/{ref.name}", _refreshed(api, f"{lpath}/{ref.name}", lease))
+    if lstatus not in (200, 201):
+        raise RuntimeError(f"lease {ref}: HTTP {lstatus}: {str(lbody)[:300]}")
+    Fence(api).stamp(key, HOLDER, PRINCIPAL)
+    status, stored = raw_call(api, "GET", obj.path)
+    if status != 200:
+        raise RuntimeError(f"reading {obj.path}: HTTP {status}: {str(stored)[:300]}")
+    return dict(stored)
 
 
 def _refreshed(api: client.ApiClient, path: str, lease: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ from lockcore.holding import acquire_all
 from lockcore.kube import LOCKED_LABEL
 from lockcore.lease import LeaseState, format_micro_time, utcnow
 from lockcore.ledger import AuditFilter, blocked_writes, parse_since
+from lockcore.locate import find_lock
 from lockcore.manager import LeaseManager
 from lockcore.members import Members, MembersError, parse_spec
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, validate_txn
@@ -463,8 +464,8 @@ def _cmd_force_release(ctx: _Context) -> int:
 
 
 def _cmd_status(ctx: _Context) -> int:
-    key, manager, ref = ctx.target()
-    state = manager.get_lock(ref)
+    key, manager, _ = ctx.target()
+    ref, state = find_lock(manager, key)
     if state is None:
         ctx.emit({"lease": _lease_json(ref), "locked": False},
                  f"{key.describe()} is not locked")

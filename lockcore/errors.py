@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -77,7 +78,31 @@ class LeaseOpError(LockError):
         where = f"{namespace}/{lease_name}" if namespace else lease_name
         reason = getattr(cause, "reason", None) or cause.__class__.__name__
         code = f" (HTTP {self.status})" if self.status else ""
-        super().__init__(f"{op} lease {where}: {reason}{code}")
+        # What kubectl would print: the API server's own message (which webhook or
+        # policy refused, and why), not only the status line.
+        self.server_message = server_message(cause)
+        said = f"{self.server_message} [{reason}]" if self.server_message else reason
+        super().__init__(f"{op} lease {where}: {said}{code}")
+
+
+def server_message(cause: BaseException) -> str:
+    """The ``message`` of the Status object an API error carries, or ``""``.
+
+    >>> class E(Exception): body = b'{"kind":"Status","message":"denied: locked"}'
+    >>> server_message(E())
+    'denied: locked'
+    """
+    body = getattr(cause, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str) or not body.startswith("{"):
+        return ""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 class ClusterConfigError(LockError):

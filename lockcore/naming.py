@@ -3,7 +3,8 @@
 The Lease of a namespaced object lives in the object's own namespace; the Lease
 of a cluster-scoped object lives in the configured lock namespace. Its name is
 derived from the key alone, so every client and the webhook find the same Lease
-without any lookup.
+without any lookup. (A profile with its operator's own name scheme,
+:class:`~lockcore.profiles.NameScheme`, names Leases that scheme's way.)
 
 Names come in two forms, told apart by their first segment:
 
@@ -36,6 +37,7 @@ import re
 from dataclasses import dataclass
 
 from lockcore.kube import DNS_LABEL, DNS_SUBDOMAIN, LABEL_VALUE
+from lockcore.profiles import LockProfile, NameScheme
 from lockcore.settings import LockSettings, Profile
 
 MAX_LEASE_NAME = 253
@@ -165,10 +167,16 @@ def validate_txn(txn: str) -> str:
     return txn
 
 
-def lease_name(key: ResourceKey, profile: Profile = Profile.LEASEGATE) -> str:
-    """Return the deterministic Lease name for ``key`` (a DNS-1123 subdomain)."""
-    if profile is Profile.JANUS:
-        return _janus_name(key)
+def lease_name(key: ResourceKey, profile: Profile = Profile.LEASEGATE, namespace: str = "") -> str:
+    """Return the deterministic Lease name for ``key`` (a DNS-1123 subdomain).
+
+    ``namespace`` is where the Lease lives; only a profile with its own name
+    scheme (:attr:`~lockcore.profiles.LockProfile.names`) puts it in the name,
+    and it defaults to the key's own namespace.
+    """
+    scheme = LockProfile.of(profile).names
+    if scheme is not None:
+        return _scheme_name(scheme, key, profile, namespace or key.namespace)
     kind = key.kind.lower()
     prefix = "lgc" if key.cluster_scoped else "lg"
     readable = ".".join([prefix, kind, key.name] + ([key.group] if key.group else []))
@@ -189,15 +197,16 @@ def lease_ref(key: ResourceKey, settings: LockSettings) -> LeaseRef:
     LeaseRef(namespace='leasegate-system', name='lgc.namespace.shop')
     """
     namespace = key.namespace or settings.lock_namespace
-    return LeaseRef(namespace=namespace, name=lease_name(key, settings.profile))
+    return LeaseRef(namespace=namespace, name=lease_name(key, settings.profile, namespace))
 
 
-def _janus_name(key: ResourceKey) -> str:
-    # The janus operator's scheme, kept byte-for-byte for interoperability. It
-    # is ambiguous (see docs/INVARIANTS.md), which is why it is not our default.
-    name = f"janus-lock-{key.namespace}-{key.kind}-{key.name}".lower()
+def _scheme_name(scheme: NameScheme, key: ResourceKey, profile: Profile, namespace: str) -> str:
+    # An operator's scheme, kept byte-for-byte for interoperability. It ignores
+    # the API group and folds case (see docs/INVARIANTS.md), which is why it is
+    # not our default.
+    name = scheme.name(namespace, key.kind, key.name)
     if len(name) > MAX_LEASE_NAME or not DNS_SUBDOMAIN.fullmatch(name):
         raise InvalidKeyError(
-            f"{key.describe()} has no valid lease name under the janus profile ({name!r})"
+            f"{key.describe()} has no valid lease name under the {profile.value} profile ({name!r})"
         )
     return name

@@ -280,25 +280,39 @@ def _delete_quietly(delete: Callable[..., Any], name: str) -> None:
 
 
 def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float = 30) -> None:
-    """Dry-run updates of a marked object in a guarded namespace until the webhook's decision counter moves."""
+    """Until the API server calls the webhook for a guarded namespace (a new one, made for this)."""
     core = client.CoreV1Api(api)
     namespace = f"probe-{running.key}-{uuid.uuid4().hex[:6]}"[:63]
     core.create_namespace(as_body({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}}),
                           _preload_content=False)
-    marked = {"metadata": {"name": "probe", "labels": {LOCKED_LABEL: "probe"}}}
+    wait_judged(api, running, namespace, timeout=timeout)
+
+
+def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, timeout: float = 30) -> None:
+    """Dry-run updates of a marked object in ``namespace`` until the webhook's decision counter moves.
+
+    The API server matches namespaceSelectors against its informer's copy of
+    the namespace, which may lag a label just set (:func:`guard`).
+    """
+    core = client.CoreV1Api(api)
+    name = f"judged-{uuid.uuid4().hex[:6]}"
+    marked = {"metadata": {"name": name, "labels": {LOCKED_LABEL: "probe"}}}
     core.create_namespaced_config_map(namespace, as_body(marked), _preload_content=False)
     before = running.metric("leasegate_admission_decisions_total")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.patch_namespaced_config_map("probe", namespace, {"data": {"x": "1"}}, dry_run="All",
-                                             _preload_content=False)
-        except ApiException:
-            pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
-        if running.metric("leasegate_admission_decisions_total") > before:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the API server never called webhook {running.key}")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                core.patch_namespaced_config_map(name, namespace, {"data": {"x": "1"}}, dry_run="All",
+                                                 _preload_content=False)
+            except ApiException:
+                pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
+            if running.metric("leasegate_admission_decisions_total") > before:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the API server never called webhook {running.key} for namespace {namespace}")
+    finally:
+        core.delete_namespaced_config_map(name, namespace, _preload_content=False)
 
 
 def guard(api: client.ApiClient, namespace: str, key: str, **labels: str) -> None:

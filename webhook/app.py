@@ -35,14 +35,25 @@ from lockcore.lease import utcnow
 from lockcore.naming import LeaseRef
 from webhook import metrics
 from webhook.audit import EventRecorder, audit_annotations, log_decision
-from webhook.decision import decide, lease_for, trusts_cache
+from webhook.decision import decide, holder_for, lease_for, lease_target, strictest, trusts_cache
 from webhook.kube import KubeHttp
 from webhook.leases import LeaseSource, make_lease_source
 from webhook.ledger import Ledger
 from webhook.namespaces import NamespaceModes
-from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, Outcome, Reason, Verdict, enforce
+from webhook.outcome import (
+    ABSENT,
+    NOT_LOOKED_UP,
+    HolderLookupResult,
+    LeaseLookupResult,
+    LookupFailed,
+    Outcome,
+    Reason,
+    Verdict,
+    enforce,
+)
 from webhook.review import AdmissionRequest, ReviewError, build_response, parse_review
 from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, WebhookSettings
+from webhook.transactions import HolderSource, make_holder_source
 
 log = logging.getLogger("leasegate.webhook")
 _JSON = "application/json"
@@ -53,19 +64,43 @@ class Judge:
     """Looks up what a request needs, then :func:`decide` and :func:`enforce` (the app's core, I/O included)."""
 
     def __init__(self, policy: DecisionPolicy, enforcement: Enforcement, leases: LeaseSource, *,
-                 namespace_modes: NamespaceModes | None = None,
+                 namespace_modes: NamespaceModes | None = None, holders: HolderSource | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.policy = policy
         self.enforcement = enforcement
         self.leases = leases
         self.namespace_modes = namespace_modes
+        self.holders = holders
         self.clock = clock
 
     def __call__(self, req: AdmissionRequest) -> Verdict:
         ref = lease_for(req, self.policy)
-        found = ABSENT if ref is None else self._lookup(req, ref)
-        outcome = decide(req, found, self.policy, self.clock())
+        found = [ABSENT] if ref is None else self._lookups(req, ref)
+        now = self.clock()
+        outcome = strictest([decide(req, lease, self.policy, now, self._holder(req, lease, now)) for lease in found])
         return enforce(outcome, self.enforcement_for(req, outcome))
+
+    def _lookups(self, req: AdmissionRequest, ref: LeaseRef) -> list[LeaseLookupResult]:
+        """The Lease at ``ref``, or every Lease of a cluster-scoped object the profile keeps anywhere."""
+        target = lease_target(req, self.policy)
+        if target is None:
+            return [self._lookup(req, ref)]
+        found = self.leases.lookup_target(target)
+        if isinstance(found, LookupFailed):
+            metrics.LOOKUP_ERRORS.inc()
+            log.warning("lease lookup failed for %s: %s", target, found.error)
+            return [found]
+        return list(found) or [ABSENT]
+
+    def _holder(self, req: AdmissionRequest, lease: LeaseLookupResult, now: datetime) -> HolderLookupResult:
+        ref = holder_for(req, lease, self.policy, now) if self.holders is not None else None
+        if ref is None or self.holders is None:
+            return NOT_LOOKED_UP
+        found = self.holders.lookup(ref)
+        if isinstance(found, LookupFailed):
+            metrics.LOOKUP_ERRORS.inc()
+            log.warning("holder record lookup failed for %s: %s", ref, found.error)
+        return found
 
     def _lookup(self, req: AdmissionRequest, ref: LeaseRef) -> LeaseLookupResult:
         found = self.leases.lookup(ref)
@@ -93,10 +128,12 @@ class Judge:
 
 def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventRecorder | None = None,
                ledger: Ledger | None = None, namespace_modes: NamespaceModes | None = None,
+               holders: HolderSource | None = None,
                clock: Callable[[], datetime] = utcnow) -> Flask:
     """The WSGI app answering AdmissionReviews on ``POST /validate``."""
     app = Flask("leasegate-webhook")
-    judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, clock=clock)
+    judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, holders=holders,
+                  clock=clock)
     app.extensions["leasegate.judge"] = judge
     app.extensions["leasegate.ledger"] = ledger
     max_body = settings.max_body_bytes
@@ -186,4 +223,5 @@ def create_app_from_settings(settings: WebhookSettings) -> Flask:
                         on_outcome=lambda outcome, n: metrics.LEDGER.labels(outcome).inc(n))
     modes = NamespaceModes(kube, settings.namespace_mode_label, timeout=settings.lookup_timeout_seconds) \
         if settings.namespace_mode_label else None
-    return create_app(settings, leases, events=events, ledger=ledger, namespace_modes=modes)
+    return create_app(settings, leases, events=events, ledger=ledger, namespace_modes=modes,
+                      holders=make_holder_source(settings.lookups, kube))

@@ -37,7 +37,10 @@ Rules of :func:`decide`, in order (the first that applies wins; docs/webhook.md)
    marker ``leasegate.io/locked=H`` on the object (profiles that fence), and
    the write must prove it belongs to H (:func:`_proof`); otherwise *blocked*.
    An identity-bound lock (the Lease records members) first requires the
-   requester to be a member (:func:`_member_proof`).
+   requester to be a member (:func:`_member_proof`). Being the identity a
+   profile's holder record names proves it (the app reads it: :func:`holder_for`).
+
+Several Leases of one object (:func:`lease_target`): the :func:`strictest` outcome.
 
 Example::
 
@@ -55,16 +58,29 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from lockcore.kube import LEASES, LOCKED_LABEL, NAMESPACES, PRINCIPAL_ANNOTATION, SCALE_PARENTS
 from lockcore.lease import LeaseState
 from lockcore.members import Members
 from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, describe_object, lease_ref
+from lockcore.profiles import HolderRecord
 from webhook.lease_writes import describe_requester, disclosed_members, judge_lease_write
-from webhook.outcome import LeaseAbsent, LeaseLookupResult, LookupFailed, Outcome, Reason
+from webhook.outcome import (
+    NOT_LOOKED_UP,
+    HolderIdentity,
+    HolderLookupResult,
+    HolderRef,
+    LeaseAbsent,
+    LeaseLookupResult,
+    LookupFailed,
+    Outcome,
+    Reason,
+)
 from webhook.review import AdmissionRequest
 from webhook.settings import DecisionPolicy
+
 
 def resource_key(request: AdmissionRequest) -> ResourceKey:
     """The lock key of the object a request writes (raises InvalidKeyError)."""
@@ -122,6 +138,33 @@ def lease_for(request: AdmissionRequest, policy: DecisionPolicy) -> LeaseRef | N
     return target if isinstance(target, LeaseRef) else None
 
 
+def lease_target(request: AdmissionRequest, policy: DecisionPolicy) -> str | None:
+    """The name scheme's target of a cluster-scoped object whose Leases may be anywhere; else None."""
+    scheme = policy.lock.lock_profile.names
+    if scheme is None or lease_for(request, policy) is None:
+        return None
+    key = resource_key(request)  # lease_for named a Lease, so the key is valid
+    return scheme.target(key.kind, key.name) if key.cluster_scoped else None
+
+
+def holder_for(request: AdmissionRequest, lease: LeaseLookupResult, policy: DecisionPolicy,
+               now: datetime) -> HolderRef | None:
+    """The holder record :func:`decide` needs, or None: only a live Lease's, under a profile that
+    has one, for a requester that could be its identity (a service account of the Lease's namespace).
+    """
+    record = policy.lock.lock_profile.holder_record
+    if record is None or not isinstance(lease, LeaseState) or lease.members is not None or not lease.holder:
+        return None
+    if not lease.is_live(now, policy.lock.clock_skew_seconds) or not record.may_be(request.username, lease.namespace):
+        return None
+    return HolderRef(lease.namespace, lease.holder)
+
+
+def strictest(outcomes: Sequence[Outcome]) -> Outcome:
+    """The outcome of a write judged against several Leases: the first that refuses, else the first."""
+    return next((o for o in outcomes if o.refuses), outcomes[0])
+
+
 def trusts_cache(request: AdmissionRequest, cached: LeaseLookupResult, policy: DecisionPolicy,
                  now: datetime) -> bool:
     """Whether a cached lookup may decide ``request``; False means read the Lease consistently.
@@ -152,10 +195,11 @@ def trusts_cache(request: AdmissionRequest, cached: LeaseLookupResult, policy: D
 
 
 def decide(request: AdmissionRequest, lease: LeaseLookupResult, policy: DecisionPolicy,
-           now: datetime) -> Outcome:
+           now: datetime, holder: HolderLookupResult = NOT_LOOKED_UP) -> Outcome:
     """Judge ``request`` against the looked-up ``lease`` at ``now``.
 
-    Pure and total: never raises for any request the parser produces.
+    ``holder`` is the holder record's identity when :func:`holder_for` asked
+    for one. Pure and total: never raises for any request the parser produces.
     """
     screened = _screen(request, policy)
     if screened is not None:
@@ -172,10 +216,15 @@ def decide(request: AdmissionRequest, lease: LeaseLookupResult, policy: Decision
                                 f"({lease.error})"))
     if isinstance(lease, LeaseAbsent):
         return Outcome(Reason.UNLOCKED, lease=ref, declared_txn=declared)
+    ref = LeaseRef(lease.namespace, lease.name) if lease.namespace and lease.name else ref
     if not lease.is_live(now, policy.lock.clock_skew_seconds):
         return Outcome(Reason.EXPIRED, lease=ref, holder=lease.holder, declared_txn=declared)
-    reason = _marker(request, lease, policy) or _proof(request, lease, policy, declared)
+    reason = _marker(request, lease, policy) or _proof(request, lease, policy, declared, holder)
     left = lease.seconds_left(now)
+    if reason.blocks and isinstance(holder, LookupFailed):
+        return Outcome(Reason.LOOKUP_FAILED, lease=ref, holder=lease.holder, declared_txn=declared,
+                       message=(f"leasegate could not read the record of transaction {lease.holder!r} "
+                                f"holding lock lease {ref} for {_describe(request)} ({holder.error})"))
     message = _blocked_message(request, ref, lease, reason, policy, declared, left) if reason.blocks else ""
     return Outcome(reason, message=message, lease=ref, holder=lease.holder, declared_txn=declared,
                    seconds_left=left)
@@ -208,10 +257,12 @@ def _marker(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy
 
 
 def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
-           declared: str) -> Reason:
+           declared: str, holder: HolderLookupResult) -> Reason:
     """Rule 6: does the request prove it belongs to the holding transaction?
 
-    * The janus profile's field manager ``janus-<H>`` (when enabled) proves it.
+    * Under a profile with a holder record, the requester being the identity
+      H's record names (authenticated by the API server, unlike a field
+      manager or an annotation) proves it, for every kind of write.
     * A ``scale`` (a Scale carries no annotation) by the principal the Lease
       records as having acquired it proves it, and so does the principal's
       write that sets the marker (acquire's stamp).
@@ -222,29 +273,36 @@ def _proof(request: AdmissionRequest, lease: LeaseState, policy: DecisionPolicy,
       carrying H, and every DELETE, whose annotation is on the stored object)
       is what any unaware read-modify-write keeps, so it proves the
       transaction only when the requester is the recorded principal. Under a
-      profile that records no principal (janus) a DELETE is accepted on the
+      profile that records no principal a DELETE is accepted on the
       stored annotation alone, since a delete has no other way to declare
       itself; a carried-over UPDATE never is.
     """
     if lease.members is not None:
         return _member_proof(request, lease, lease.members, policy, declared)
-    holder, profile = lease.holder, policy.lock.lock_profile
-    if policy.janus_field_manager and request.field_manager == f"janus-{holder}":
-        return Reason.JANUS_FIELD_MANAGER
+    profile, holder_txn = policy.lock.lock_profile, lease.holder
+    if _is_holder(request, lease, holder, profile.holder_record):
+        return Reason.HOLDER_IDENTITY
     principal = bool(lease.principal) and request.username == lease.principal
     if request.sub_resource == "scale" and principal:
         return Reason.PRINCIPAL_SCALE
-    if principal and request.operation == "UPDATE" and request.old_labels.get(LOCKED_LABEL) != holder:
+    if principal and request.operation == "UPDATE" and request.old_labels.get(LOCKED_LABEL) != holder_txn:
         return Reason.PRINCIPAL_STAMP  # acquire's stamp (it reached _proof, so it sets the marker to H)
-    if declared != holder:
+    if declared != holder_txn:
         return Reason.OTHER_TRANSACTION if declared else Reason.NOT_IN_TRANSACTION
-    if not _carried(request, policy, holder):
+    if not _carried(request, policy, holder_txn):
         return Reason.IN_TRANSACTION
     if principal:
         return Reason.PRINCIPAL_CARRIED_OVER
     if not profile.records_principal and request.operation == "DELETE":
         return Reason.IN_TRANSACTION
     return Reason.CARRIED_OVER
+
+
+def _is_holder(request: AdmissionRequest, lease: LeaseState, holder: HolderLookupResult,
+               record: HolderRecord | None) -> bool:
+    """The requester is the identity the holder's record names (an account of the Lease's own namespace)."""
+    return record is not None and isinstance(holder, HolderIdentity) and bool(holder.username) \
+        and request.username == holder.username and record.may_be(request.username, lease.namespace)
 
 
 def _carried(request: AdmissionRequest, policy: DecisionPolicy, holder: str) -> bool:
@@ -327,6 +385,11 @@ def _how(request: AdmissionRequest, lease: LeaseState, reason: Reason, policy: D
     if reason is Reason.MARKER_MISSING:
         return (f"keep label {LOCKED_LABEL}={holder} (and set annotation {key}={holder}) while the lock "
                 f"is held; releasing the lock removes the label")
+    record = policy.lock.lock_profile.holder_record
+    if record is not None:
+        return (f"only the identity that transaction {holder!r} runs as ({record.plural}.{record.group} "
+                f"{lease.namespace}/{holder}) or a write setting annotation {key}={holder} belongs to it; "
+                f"wait for the lock to be released")
     if request.operation == "DELETE":
         return (f"to delete as part of the transaction, first set annotation {key}={holder} on the "
                 f"object as {lease.principal or 'the lock holder'}, then delete")

@@ -33,7 +33,7 @@ def judge_lease_write(request: AdmissionRequest, policy: DecisionPolicy, now: da
     Anyone else could otherwise delete another transaction's lock and then
     write the object, or add themselves to its members. Expired Leases may
     be taken over as ever; a Lease that is no lock (no transaction label, or
-    neither principal nor members recorded: janus) is not ours to guard.
+    neither principal nor members recorded) is not ours to guard.
     Whoever may write it, what it would store is judged too
     (:func:`_written_members`).
     """

@@ -5,7 +5,11 @@ Both sources answer :meth:`LeaseSource.lookup` with what
 :class:`~lockcore.lease.LeaseState`, or :class:`~webhook.decision.LookupFailed`;
 :meth:`LeaseSource.lookup_fresh` always asks the API server (a consistent
 read), for the requests :func:`webhook.decision.trusts_cache` says a cache
-cannot decide.
+cannot decide. :meth:`LeaseSource.lookup_target` finds the Leases of a
+cluster-scoped object under a profile that keeps them in their holders'
+namespaces (:attr:`~lockcore.profiles.LockProfile.cluster_leases_anywhere`):
+every lock Lease whose name is that profile's scheme's for the object in the
+Lease's own namespace (:meth:`~lockcore.profiles.NameScheme.target_of`).
 
 * :class:`ConsistentLeaseSource`: one GET per request (with the configured
   timeout). Always current; costs an API round trip per admission request.
@@ -39,6 +43,7 @@ from typing import Any, Protocol
 from lockcore.kube import ALL_LEASES_PATH, lease_path
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
+from lockcore.profiles import NameScheme
 from webhook.kube import KubeError, KubeHttp
 from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed
 from webhook.settings import LeaseLookup, Lookups
@@ -59,6 +64,10 @@ class LeaseSource(Protocol):
         """Like :meth:`lookup`, read from the API server (a consistent read)."""
         ...
 
+    def lookup_target(self, target: str) -> list[LeaseState] | LookupFailed:
+        """Every lock Lease, in any namespace, of the name scheme's ``target``. Never raises."""
+        ...
+
     def close(self) -> None:
         """Stop background work, release connections."""
         ...
@@ -70,6 +79,8 @@ class ConsistentLeaseSource:
     def __init__(self, kube: KubeHttp, lookups: Lookups) -> None:
         self._kube = kube
         self._timeout = lookups.lookup_timeout_seconds
+        self._selector = lookups.txn_label
+        self._names = lookups.lock_profile.names
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         try:
@@ -87,6 +98,24 @@ class ConsistentLeaseSource:
             return LookupFailed(f"lease {ref} is malformed: {exc}")
 
     lookup_fresh = lookup
+
+    def lookup_target(self, target: str) -> list[LeaseState] | LookupFailed:
+        """A label-selected LIST of every lock Lease (consistent), filtered by target."""
+        found: list[LeaseState] = []
+        query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
+        try:
+            while True:
+                status, body = self._kube.get_json(ALL_LEASES_PATH, timeout=self._timeout, query=query)
+                if status != 200 or not isinstance(body, dict):
+                    return LookupFailed(f"LIST lock leases: HTTP {status}")
+                found += [s for s in map(_state, body.get("items") or [])
+                          if s is not None and _target(self._names, s) == target]
+                meta = body.get("metadata") or {}
+                if not meta.get("continue"):
+                    return found
+                query = {**query, "continue": str(meta["continue"])}
+        except KubeError as exc:
+            return LookupFailed(str(exc))
 
     def close(self) -> None:
         self._kube.close()
@@ -116,7 +145,10 @@ class CachedLeaseSource:
         self._selector = lookups.txn_label  # existence selector
         self._on_staleness = on_staleness
         self._on_fallback = on_fallback
+        self._names = lookups.lock_profile.names
         self._leases: dict[tuple[str, str], LeaseState] = {}
+        # target -> (namespace, name) -> state, for lookup_target (profiles with a name scheme).
+        self._targets: dict[str, dict[tuple[str, str], LeaseState]] = {}
         self._alive_at = float("-inf")  # monotonic time of the last proof the cache is current
         self._started_pid = 0
         self._start_lock = threading.Lock()
@@ -139,6 +171,14 @@ class CachedLeaseSource:
     def lookup_fresh(self, ref: LeaseRef) -> LeaseLookupResult:
         return self._live.lookup(ref)
 
+    def lookup_target(self, target: str) -> list[LeaseState] | LookupFailed:
+        self._ensure_started()
+        if time.monotonic() - self._alive_at > self._max_staleness:
+            if self._on_fallback is not None:
+                self._on_fallback()
+            return self._live.lookup_target(target)
+        return list(self._targets.get(target, {}).values())
+
     def close(self) -> None:
         self._stop.set()
         self._live.close()
@@ -152,7 +192,7 @@ class CachedLeaseSource:
         with self._start_lock:
             if self._started_pid == os.getpid():
                 return
-            self._leases = {}
+            self._leases, self._targets = {}, {}
             self._alive_at = float("-inf")
             threading.Thread(target=self._run, name="lease-cache", daemon=True).start()
             self._started_pid = os.getpid()
@@ -175,18 +215,19 @@ class CachedLeaseSource:
 
     def _relist(self) -> str:
         fresh: dict[tuple[str, str], LeaseState] = {}
+        targets: dict[str, dict[tuple[str, str], LeaseState]] = {}
         query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
         while True:
             status, body = self._kube.get_json(ALL_LEASES_PATH, timeout=30, query=query)
             if status != 200 or not isinstance(body, dict):
                 raise KubeError(ALL_LEASES_PATH, status, str(body)[:200])
             for item in body.get("items") or []:
-                self._store(fresh, item)
+                self._store(fresh, targets, item)
             meta = body.get("metadata") or {}
             if not meta.get("continue"):
                 break
             query = {**query, "continue": str(meta["continue"])}
-        self._leases = fresh  # one reference swap: readers see old or new, never half
+        self._leases, self._targets = fresh, targets  # reference swaps: readers see old or new, never half
         # A full collection walks every tracked object, and a big index held
         # all request threads for 100 ms at a time (bench/RESULTS.md). The index
         # is long-lived: move it out of the collector's generations. The old
@@ -237,19 +278,39 @@ class CachedLeaseSource:
             raise KubeError(ALL_LEASES_PATH, obj.get("code"), str(obj.get("message")))
         meta = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED"):
-            self._store(self._leases, obj)
+            self._store(self._leases, self._targets, obj)
         elif kind == "DELETED":
-            self._leases.pop((str(meta.get("namespace")), str(meta.get("name"))), None)
+            where = (str(meta.get("namespace")), str(meta.get("name")))
+            self._leases.pop(where, None)
+            self._targets.get(_target(self._names, None, *where) or "", {}).pop(where, None)
         return str(meta.get("resourceVersion") or resource_version)
 
-    @staticmethod
-    def _store(index: dict[tuple[str, str], LeaseState], obj: dict[str, Any]) -> None:
-        try:
-            state = LeaseState.from_json(obj, details=False)
-        except (ValueError, TypeError) as exc:
-            log.warning("lease cache: skipping malformed lease: %s", exc)
+    def _store(self, index: dict[tuple[str, str], LeaseState],
+               targets: dict[str, dict[tuple[str, str], LeaseState]], obj: dict[str, Any]) -> None:
+        state = _state(obj)
+        if state is None:
             return
         index[(state.namespace, state.name)] = state
+        target = _target(self._names, state)
+        if target is not None:
+            targets.setdefault(target, {})[(state.namespace, state.name)] = state
+
+
+def _state(obj: dict[str, Any]) -> LeaseState | None:
+    try:
+        return LeaseState.from_json(obj, details=False)
+    except (ValueError, TypeError) as exc:
+        log.warning("lease cache: skipping malformed lease: %s", exc)
+        return None
+
+
+def _target(names: NameScheme | None, state: LeaseState | None, namespace: str = "", name: str = "") -> str | None:
+    """The name scheme's target of a Lease (given as its state, or its namespace and name)."""
+    if names is None:
+        return None
+    if state is not None:
+        namespace, name = state.namespace, state.name
+    return names.target_of(namespace, name)
 
 
 class _Expired(Exception):

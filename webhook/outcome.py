@@ -45,7 +45,7 @@ class Reason(str, enum.Enum):
     UNLOCKED = "unlocked"
     EXPIRED = "expired"
     IN_TRANSACTION = "in-transaction"
-    JANUS_FIELD_MANAGER = "janus-field-manager"
+    HOLDER_IDENTITY = "holder-identity"
     PRINCIPAL_CARRIED_OVER = "principal-carried-over"
     PRINCIPAL_SCALE = "principal-scale"
     PRINCIPAL_STAMP = "principal-stamp"
@@ -92,6 +92,32 @@ class LookupFailed:
 
 ABSENT = LeaseAbsent()
 LeaseLookupResult = LeaseAbsent | LeaseState | LookupFailed
+
+
+@dataclass(frozen=True)
+class HolderRef:
+    """Where the record of a holding transaction lives (a profile's :class:`~lockcore.profiles.HolderRecord`)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class HolderIdentity:
+    """The identity a holding transaction writes as, read from its record.
+
+    ``username`` is empty when nothing was looked up, or the record is gone
+    or names no identity: then no requester is the holder.
+    """
+
+    username: str = ""
+
+
+NOT_LOOKED_UP = HolderIdentity()
+HolderLookupResult = HolderIdentity | LookupFailed
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ ALL_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ({"apiGroups": ["*"], "
 PROBE_WARNING = "leasegate: reservations are judged in namespace"
 VALIDATION_ACTIONS: Mapping[str, list[str]] = {"deny": ["Deny"], "warn": ["Warn"], "dryrun": ["Audit"]}
 _STRICTNESS = ("dryrun", "warn", "deny")
-# request.subResource is absent, not empty, for the object itself.
+# request.subResource is absent, not empty, for the object itself (request.namespace too,
+# for a cluster-scoped object): read them only behind has().
 _IS_SCALE = "(has(request.subResource) && request.subResource == 'scale')"
 
 
@@ -92,7 +93,7 @@ def _variables(txn_annotation: str) -> list[dict[str, str]]:
     parents = "{" + ", ".join(f"{cel.literal(r)}: {cel.literal(k)}" for (_, r), k in sorted(SCALE_PARENTS.items())) + "}"
     is_namespace = "(request.resource.group == '' && request.resource.resource == 'namespaces')"
     created = ("request.kind.group + '/' + request.kind.kind + '/' + "
-               f"({is_namespace} ? '' : request.namespace) + '/' + object.metadata.name")
+               f"({is_namespace} || !has(request.namespace) ? '' : request.namespace) + '/' + object.metadata.name")
     scaled = (f"(request.resource.resource in {parents} ? request.resource.group + '/' + "
               f"{parents}[request.resource.resource] + '/' + request.namespace + '/' + request.name : '')")
     holder = "(has(params.spec) && has(params.spec.holderIdentity) ? params.spec.holderIdentity : '')"

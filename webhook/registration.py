@@ -25,7 +25,7 @@ Creates and scales are judged by the reservation policy
 only writes of locked objects and other identities' changes of lock Leases
 are refused: nothing else waits on it (docs/INVARIANTS.md, "outage radius").
 
-A profile that does not fence (janus: its operator never stamps markers)
+A profile that does not fence (its operator never stamps markers)
 gets one webhook for every write of the lockable resources, and no Lease
 protection (its Leases record no principal). Events are never matched.
 sideEffects is NoneOnDryRun because Events are skipped on dryRun.
@@ -66,7 +66,7 @@ WEBHOOK_NAME = "locks.leasegate.io"
 
 # What can be locked by default: every kind under a profile that fences (unmarked
 # objects never reach the webhook, so covering everything costs nothing); the
-# classic list under one that does not (janus: every covered write is a call).
+# classic list under one that does not (every covered write is then a call).
 DEFAULT_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ALL_RESOURCES
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings, SettingsError, env_overrides
 
 
@@ -89,7 +90,6 @@ class DecisionPolicy:
     exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
     exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
     lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
-    janus_field_manager: bool = False
     require_members: bool = False
     disclose_members: bool = False
 
@@ -98,13 +98,16 @@ class DecisionPolicy:
 class Lookups:
     """What the Lease sources need (webhook/leases.py); see :class:`WebhookSettings`.
 
-    ``txn_label`` is the label lock Leases carry (the cache watches those).
+    ``txn_label`` is the label lock Leases carry (the cache watches those);
+    ``lock_profile`` says how to find a Lease by its target and where a
+    holder's record lives.
     """
 
     lease_lookup: LeaseLookup = LeaseLookup.CACHED
     cache_max_staleness_seconds: float = 5.0
     lookup_timeout_seconds: float = 2.0
     txn_label: str = "leasegate.io/transaction"
+    lock_profile: LockProfile = field(default_factory=lambda: LockProfile.of(Profile.LEASEGATE))
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,6 @@ class WebhookSettings:
             may fall before lookups go to the API server instead.
         lookup_timeout_seconds: the API call timeout for a Lease read.
         exempt_users / exempt_groups / exempt_namespaces: comma-separated.
-        janus_field_manager: accept field manager ``janus-<txn>`` as proof.
         lock_admin_groups: groups whose members may update or delete a live
             lock Lease they did not take (force-release); comma-separated.
         require_members: every new lock must be identity-bound (a lock Lease
@@ -209,7 +211,6 @@ class WebhookSettings:
     exempt_users: tuple[str, ...] = DEFAULT_EXEMPT_USERS
     exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
     exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
-    janus_field_manager: bool = False
     lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
     require_members: bool = False
     disclose_members: bool = False
@@ -267,7 +268,7 @@ class WebhookSettings:
         """The part the decision reads (built once: it is on every request's path)."""
         return DecisionPolicy(lock=self.lock, exempt_users=self.exempt_users, exempt_groups=self.exempt_groups,
                               exempt_namespaces=self.exempt_namespaces, lock_admin_groups=self.lock_admin_groups,
-                              janus_field_manager=self.janus_field_manager, require_members=self.require_members,
+                              require_members=self.require_members,
                               disclose_members=self.disclose_members)
 
     @cached_property
@@ -275,7 +276,7 @@ class WebhookSettings:
         """The part the Lease sources read."""
         return Lookups(lease_lookup=self.lease_lookup, cache_max_staleness_seconds=self.cache_max_staleness_seconds,
                        lookup_timeout_seconds=self.lookup_timeout_seconds,
-                       txn_label=self.lock.lock_profile.txn_label)
+                       txn_label=self.lock.lock_profile.txn_label, lock_profile=self.lock.lock_profile)
 
     @cached_property
     def enforcement(self) -> Enforcement:

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from lockcore.profiles import Profile
+from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
 from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
 from webhook.policy import ALL_RESOURCES, admission_policies
@@ -36,7 +36,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "dashboard": {"metrics": {"dashboard": {"enabled": True, "namespace": "monitoring"}}},
     "warn-mode": {"config": {"mode": "warn"}},
     "dryrun-mode": {"config": {"mode": "dryrun"}},
-    "janus-profile": {"config": {"profile": "janus", "janusFieldManager": True}},
+    "janus-profile": {"config": {"profile": "janus"}},
     "ignore-policy": {"webhook": {"failurePolicy": "Ignore"}},
     "consistent-lookups": {"config": {"leaseLookup": "consistent"}},
     "no-events": {"config": {"events": False}},
@@ -433,7 +433,7 @@ def test_values_reach_the_webhook() -> None:
     env = container_env(template({"config": {
         "mode": "warn", "exemptUsers": ["ci-bot", "system:serviceaccount:ops:deployer"],
         "exemptNamespaces": [], "lockNamespace": "locks", "txnAnnotation": "example.com/txn",
-        "profile": "janus", "janusFieldManager": True, "clockSkewSeconds": 3.5,
+        "profile": "janus", "clockSkewSeconds": 3.5,
         "leaseLookup": "consistent", "events": False, "maxBodyBytes": 1048576,
         "workers": 3, "threads": 8, "gracefulTimeoutSeconds": 10, "logLevel": "DEBUG"}}))
     s = WebhookSettings.from_env(env)
@@ -441,7 +441,7 @@ def test_values_reach_the_webhook() -> None:
     assert s.exempt_users == ("ci-bot", "system:serviceaccount:ops:deployer")
     assert s.exempt_namespaces == ()
     assert s.lock.lock_namespace == "locks" and s.lock.txn_annotation == "example.com/txn"
-    assert s.lock.profile.value == "janus" and s.janus_field_manager is True
+    assert s.lock.profile.value == "janus"
     assert s.lock.clock_skew_seconds == 3.5
     assert s.lease_lookup.value == "consistent" and s.events is False and s.max_body_bytes == 1048576
     assert (s.workers, s.threads, s.graceful_timeout_seconds, s.log_level) == (3, 8, 10.0, "DEBUG")
@@ -496,6 +496,19 @@ def test_openreports_crds_are_the_vendored_ones_kept_on_uninstall() -> None:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert crd["spec"]["versions"][0]["name"] == "v1alpha1"
     assert not by_kind(rendered("no-ledger"), "CustomResourceDefinition")
+
+
+@pytest.mark.parametrize("option", ["default", "janus-profile"])
+def test_holder_records_are_readable_only_under_a_profile_that_has_them(option: str) -> None:
+    values = OPTIONS[option]
+    record = LockProfile.of(Profile(values.get("config", {}).get("profile", "leasegate"))).holder_record
+    role = one(rendered(option), "ClusterRole")
+    holder_rules = [rule for rule in role["rules"]
+                    if rule["apiGroups"] != ["coordination.k8s.io"] and rule["apiGroups"] != [""]
+                    and rule["resources"] != ["validatingwebhookconfigurations"]]
+    expected = [] if record is None else [{"apiGroups": [record.group], "resources": [record.plural], "verbs": ["get"]}]
+    assert holder_rules == expected
+    assert (record is None) == (option == "default")
 
 
 # -- metrics -----------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockcore.naming import ResourceKey, lease_name, lease_ref
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_name, lease_ref
 from lockcore.settings import LockSettings, Profile
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -60,6 +61,21 @@ def test_the_reference_collision_is_gone() -> None:
     b = ResourceKey(group="", kind="B", namespace="a", name="c-x")
     assert lease_name(a, Profile.JANUS) == lease_name(b, Profile.JANUS) == "janus-lock-a-b-c-x"
     assert lease_ref(a, SETTINGS) != lease_ref(b, SETTINGS)
+    janus = LockSettings(profile=Profile.JANUS)
+    # janus keeps each Lease in the object's namespace, so the refs differ although the names agree.
+    assert lease_ref(a, janus) == LeaseRef("a-b", "janus-lock-a-b-c-x")
+    assert lease_ref(b, janus) == LeaseRef("a", "janus-lock-a-b-c-x")
+
+
+def test_janus_cluster_scoped_leases_are_named_with_their_namespace() -> None:
+    # janus keeps a cluster-scoped object's Lease in its Transaction's namespace, named with it;
+    # a lock client's lives in its lock namespace, named the same way.
+    key = ResourceKey("rbac.authorization.k8s.io", "ClusterRole", "", "edit")
+    assert lease_ref(key, LockSettings(profile=Profile.JANUS, lock_namespace="ops")) == LeaseRef(
+        "ops", "janus-lock-ops-clusterrole-edit")
+    assert lease_name(key, Profile.JANUS, "dev") == "janus-lock-dev-clusterrole-edit"
+    with pytest.raises(InvalidKeyError, match="janus profile"):
+        lease_name(ResourceKey("rbac.authorization.k8s.io", "ClusterRole", "", "system:x"), Profile.JANUS, "ops")
 
 
 def test_same_group_kinds_differing_in_case_share_a_lock() -> None:

@@ -16,15 +16,30 @@ from lockcore.members import Members
 from lockcore.naming import LeaseRef
 from lockcore.profiles import Profile
 from lockcore.settings import LockSettings
-from webhook.decision import decide, lease_for, trusts_cache
-from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, Outcome, Reason, Verdict, enforce
+from webhook.decision import decide, holder_for, lease_for, lease_target, strictest, trusts_cache
+from webhook.outcome import (
+    ABSENT,
+    NOT_LOOKED_UP,
+    HolderIdentity,
+    HolderLookupResult,
+    HolderRef,
+    LeaseLookupResult,
+    LookupFailed,
+    Outcome,
+    Reason,
+    Verdict,
+    enforce,
+)
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode, FailurePolicy, WebhookSettings
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 TXN = "leasegate.io/transaction"
 SETTINGS = WebhookSettings()
-JANUS = WebhookSettings(lock=LockSettings(profile=Profile.JANUS), janus_field_manager=True)
+JANUS = WebhookSettings(lock=LockSettings(profile=Profile.JANUS))
+# The ServiceAccount janus's Transaction t1 (namespace shop) names: what its steps run as.
+RUNNER = "system:serviceaccount:shop:janus-runner"
+AS_RUNNER = HolderIdentity(RUNNER)
 
 
 def req(operation: str = "UPDATE", *, new: str | None = None, old: str | None = None,
@@ -49,8 +64,8 @@ def req(operation: str = "UPDATE", *, new: str | None = None, old: str | None = 
 
 
 def judge(request: AdmissionRequest, found: LeaseLookupResult, settings: WebhookSettings = SETTINGS,
-          now: datetime = NOW) -> Verdict:
-    return enforce(decide(request, found, settings.policy, now), settings.enforcement)
+          now: datetime = NOW, holder: HolderLookupResult = NOT_LOOKED_UP) -> Verdict:
+    return enforce(decide(request, found, settings.policy, now, holder), settings.enforcement)
 
 
 def lease(holder: str = "t1", *, principal: str = "alice", age: float = 10, duration: int = 60,
@@ -102,6 +117,16 @@ class Case:
     allowed: bool
     reason: Reason
     settings: WebhookSettings = field(default=SETTINGS)
+    holder: HolderLookupResult = NOT_LOOKED_UP
+
+
+# A live lock janus's Transaction t1 holds: its Lease records no principal, its objects no marker.
+JANUS_HELD = replace(lease(principal=""), namespace="shop", name="janus-lock-shop-configmap-cfg")
+
+
+def jreq(operation: str = "UPDATE", **kwargs: object) -> AdmissionRequest:
+    """A write of configmap cfg under the janus profile (janus stamps no marker)."""
+    return req(operation, marker=None, **kwargs)  # type: ignore[arg-type]
 
 
 CASES = [
@@ -141,13 +166,33 @@ CASES = [
          lease(principal=""), False, Reason.CARRIED_OVER),
     Case("delete ignores the (absent) new object", req("DELETE", new="t1"), HELD, False,
          Reason.NOT_IN_TRANSACTION),
-    # -- janus field manager -------------------------------------------------
-    Case("janus field manager off by default", req(manager="janus-t1"), HELD, False,
-         Reason.NOT_IN_TRANSACTION),
-    Case("janus field manager when enabled", req(manager="janus-t1"), HELD, True,
-         Reason.JANUS_FIELD_MANAGER, replace(SETTINGS, janus_field_manager=True)),
-    Case("janus field manager of another txn", req(manager="janus-t2"), HELD, False,
-         Reason.NOT_IN_TRANSACTION, replace(SETTINGS, janus_field_manager=True)),
+    # -- janus: proof by the identity the holding Transaction names ------------------
+    Case("janus Update step (field manager 'manager', no annotation) as the Transaction's SA",
+         jreq(user=RUNNER, manager="manager"), JANUS_HELD, True, Reason.HOLDER_IDENTITY, JANUS, AS_RUNNER),
+    Case("janus Delete step as the Transaction's SA", jreq("DELETE", user=RUNNER), JANUS_HELD, True,
+         Reason.HOLDER_IDENTITY, JANUS, AS_RUNNER),
+    Case("janus Create step (apply as janus-t1) as the Transaction's SA",
+         jreq("CREATE", user=RUNNER, manager="janus-t1"), JANUS_HELD, True, Reason.HOLDER_IDENTITY, JANUS,
+         AS_RUNNER),
+    Case("janus Patch/rollback step (apply as janus-t1) as the Transaction's SA",
+         jreq(user=RUNNER, manager="janus-t1"), JANUS_HELD, True, Reason.HOLDER_IDENTITY, JANUS, AS_RUNNER),
+    Case("another user claiming the janus field manager", jreq(manager="janus-t1"), JANUS_HELD, False,
+         Reason.NOT_IN_TRANSACTION, JANUS),
+    Case("another user claiming it, with the record read", jreq(manager="janus-t1"), JANUS_HELD, False,
+         Reason.NOT_IN_TRANSACTION, JANUS, AS_RUNNER),
+    Case("another SA of the namespace", jreq(user="system:serviceaccount:shop:other", manager="janus-t1"),
+         JANUS_HELD, False, Reason.NOT_IN_TRANSACTION, JANUS, AS_RUNNER),
+    Case("another user deleting", jreq("DELETE"), JANUS_HELD, False, Reason.NOT_IN_TRANSACTION, JANUS, AS_RUNNER),
+    Case("the Transaction is gone (no record): its SA proves nothing", jreq(user=RUNNER), JANUS_HELD, False,
+         Reason.NOT_IN_TRANSACTION, JANUS, HolderIdentity()),
+    Case("the record cannot be read: a refusal becomes a failed lookup", jreq(user=RUNNER), JANUS_HELD, False,
+         Reason.LOOKUP_FAILED, JANUS, LookupFailed("timeout")),
+    Case("the record cannot be read, but the annotation proves it", jreq(user=RUNNER, new="t1"), JANUS_HELD,
+         True, Reason.IN_TRANSACTION, JANUS, LookupFailed("timeout")),
+    Case("janus: the annotation set by the write still proves it", jreq(new="t1"), JANUS_HELD, True,
+         Reason.IN_TRANSACTION, JANUS),
+    Case("janus: expired lock", jreq(), replace(JANUS_HELD, renew_time=NOW - timedelta(seconds=63)), True,
+         Reason.EXPIRED, JANUS),
     # -- exemptions -------------------------------------------------------
     Case("exempt user (GC)", req(user="system:serviceaccount:kube-system:generic-garbage-collector"),
          HELD, True, Reason.EXEMPT_USER),
@@ -256,8 +301,8 @@ CASES = [
          Reason.NOT_A_MEMBER),
     Case("member-bound: non-member creates the locked name", req("CREATE", new="t1"), BOUND, False,
          Reason.NOT_A_MEMBER),
-    Case("member-bound: the janus field manager is no membership", req(manager="janus-t1", new="t1"), BOUND,
-         False, Reason.NOT_A_MEMBER, replace(SETTINGS, janus_field_manager=True)),
+    Case("member-bound: a holder identity is no membership", req(new="t1", user=RUNNER), BOUND,
+         False, Reason.NOT_A_MEMBER, JANUS, AS_RUNNER),
     Case("member-bound: member user sets the annotation", req(new="t1", user="alice"), BOUND, True,
          Reason.IN_TRANSACTION),
     Case("member-bound: member group's user sets the annotation", req(new="t1", groups=("sre",)), BOUND, True,
@@ -340,7 +385,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_rule(case: Case) -> None:
-    verdict = judge(case.request, case.lease, case.settings)
+    verdict = judge(case.request, case.lease, case.settings, holder=case.holder)
     assert (verdict.allowed, verdict.reason) == (case.allowed, case.reason)
     if not verdict.allowed:
         assert verdict.code in (403, 503) and verdict.message
@@ -512,16 +557,20 @@ _leases = st.one_of(
     ),
 )
 
+_holders = st.one_of(st.just(NOT_LOOKED_UP), st.builds(HolderIdentity, st.sampled_from(["", RUNNER, "alice"])),
+                     st.builds(LookupFailed, error=_text))
+
 
 @hsettings(max_examples=2000)
 @given(request=_requests, found=_leases, mode=st.sampled_from(list(EnforcementMode)),
-       policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans(), required=st.booleans())
+       policy=st.sampled_from(list(FailurePolicy)), janus=st.booleans(), required=st.booleans(),
+       holder=_holders)
 def test_decide_is_total_and_well_formed(request: AdmissionRequest, found: LeaseLookupResult,
                                          mode: EnforcementMode, policy: FailurePolicy, janus: bool,
-                                         required: bool) -> None:
-    config = replace(SETTINGS, mode=mode, lookup_failure_policy=policy, janus_field_manager=janus,
+                                         required: bool, holder: HolderLookupResult) -> None:
+    config = replace(JANUS if janus else SETTINGS, mode=mode, lookup_failure_policy=policy,
                      require_members=required)
-    verdict = judge(request, found, config)
+    verdict = judge(request, found, config, holder=holder)
     assert isinstance(verdict.reason, Reason)
     if verdict.allowed:
         assert verdict.code == 200
@@ -575,5 +624,92 @@ _SCREENED = {Reason.CONNECT, Reason.EXEMPT_USER, Reason.EXEMPT_GROUP, Reason.EXE
 @given(request=_requests, janus=st.booleans())
 def test_a_non_member_never_writes_through_an_identity_bound_lock(request: AdmissionRequest, janus: bool) -> None:
     outsider = replace(request, username="mallory", groups=("developers",))
-    verdict = judge(outsider, BOUND, replace(SETTINGS, janus_field_manager=janus))
+    verdict = judge(outsider, BOUND, JANUS if janus else SETTINGS, holder=HolderIdentity("mallory"))
     assert not verdict.allowed or verdict.reason in _SCREENED, verdict
+
+
+# -- janus: which record and which Leases the app reads ---------------------------------
+
+HOLDER_FOR_CASES = [
+    ("the Transaction's SA writing a live janus lock", jreq(user=RUNNER), JANUS_HELD, JANUS, HolderRef("shop", "t1")),
+    ("any SA of the Lease's namespace could be it", jreq(user="system:serviceaccount:shop:x"), JANUS_HELD, JANUS,
+     HolderRef("shop", "t1")),
+    ("a user: no SA, no read", jreq(), JANUS_HELD, JANUS, None),
+    ("an SA of another namespace: no read", jreq(user="system:serviceaccount:other:janus-runner"), JANUS_HELD,
+     JANUS, None),
+    ("an SA whose namespace only starts like the Lease's", jreq(user="system:serviceaccount:shop-2:x"),
+     JANUS_HELD, JANUS, None),
+    ("expired lock: no read", jreq(user=RUNNER), replace(JANUS_HELD, renew_time=NOW - timedelta(seconds=63)),
+     JANUS, None),
+    ("no Lease: no read", jreq(user=RUNNER), ABSENT, JANUS, None),
+    ("failed Lease lookup: no read", jreq(user=RUNNER), LookupFailed("x"), JANUS, None),
+    ("leasegate profile: no holder record", jreq(user=RUNNER), JANUS_HELD, SETTINGS, None),
+]
+
+
+@pytest.mark.parametrize(("request_", "found", "settings", "expected"), [c[1:] for c in HOLDER_FOR_CASES],
+                         ids=[c[0] for c in HOLDER_FOR_CASES])
+def test_holder_record_is_read_only_when_it_can_matter(request_: AdmissionRequest, found: LeaseLookupResult,
+                                                      settings: WebhookSettings, expected: HolderRef | None) -> None:
+    assert holder_for(request_, found, settings.policy, NOW) == expected
+
+
+def _clusterrole(namespace: str = "") -> AdmissionRequest:
+    return req(group="rbac.authorization.k8s.io", kind="ClusterRole", resource="clusterroles", name="Edit-X",
+               namespace=namespace, marker=None)
+
+
+TARGET_CASES = [
+    ("janus: a cluster-scoped object is found by target in any namespace", _clusterrole(), JANUS, "clusterrole-edit-x"),
+    ("janus: a Namespace (request.namespace is its name) too",
+     req(kind="Namespace", resource="namespaces", name="shop", namespace="shop", marker=None), JANUS,
+     "namespace-shop"),
+    ("janus: a namespaced object has one Lease", jreq(), JANUS, None),
+    ("leasegate: one Lease for every object", _clusterrole(), SETTINGS, None),
+    ("janus: nothing to look up for an exempt user", replace(_clusterrole(), username="system:kube-scheduler"),
+     JANUS, None),
+]
+
+
+@pytest.mark.parametrize(("request_", "settings", "expected"), [c[1:] for c in TARGET_CASES],
+                         ids=[c[0] for c in TARGET_CASES])
+def test_lease_target(request_: AdmissionRequest, settings: WebhookSettings, expected: str | None) -> None:
+    assert lease_target(request_, settings.policy) == expected
+
+
+def test_janus_lease_location_matches_janus() -> None:
+    assert lease_for(jreq(), JANUS.policy) == LeaseRef("shop", "janus-lock-shop-configmap-cfg")
+    # A lock client's cluster-scoped janus Lease: in the lock namespace, named with it, as janus names its own.
+    assert lease_for(_clusterrole(), JANUS.policy) == LeaseRef(
+        "leasegate-system", "janus-lock-leasegate-system-clusterrole-edit-x")
+
+
+def test_a_cluster_scoped_object_is_refused_if_any_of_its_leases_refuses() -> None:
+    in_ops = replace(JANUS_HELD, namespace="ops", name="janus-lock-ops-clusterrole-edit-x")
+    in_dev = replace(JANUS_HELD, holder="t2", namespace="dev", name="janus-lock-dev-clusterrole-edit-x")
+    ops_runner = HolderIdentity("system:serviceaccount:ops:runner")
+    request_ = replace(_clusterrole(), username=ops_runner.username)
+    outcomes = [decide(request_, lease_, JANUS.policy, NOW, ops_runner) for lease_ in (in_ops, in_dev)]
+    assert [o.reason for o in outcomes] == [Reason.HOLDER_IDENTITY, Reason.NOT_IN_TRANSACTION]
+    chosen = strictest(outcomes)
+    assert chosen.reason is Reason.NOT_IN_TRANSACTION and chosen.lease == LeaseRef("dev", in_dev.name)
+    assert strictest(outcomes[:1]) is outcomes[0]
+    assert "dev/janus-lock-dev-clusterrole-edit-x" in chosen.message
+
+
+def test_janus_refusal_names_the_transaction_record() -> None:
+    verdict = judge(jreq(manager="janus-t1"), JANUS_HELD, JANUS)
+    assert "transactions.tx.janus.io shop/t1" in verdict.message and "shop/janus-lock-shop-configmap-cfg" in verdict.message
+
+
+@hsettings(max_examples=1000)
+@given(request=_requests, holder=_holders)
+def test_under_janus_only_the_holder_identity_or_a_declaration_passes(request: AdmissionRequest,
+                                                                       holder: HolderLookupResult) -> None:
+    """No field manager, no carried-over annotation: a live janus lock admits nobody else."""
+    undeclared = replace(request, new_annotations={}, username="mallory")
+    verdict = judge(undeclared, JANUS_HELD, JANUS, holder=holder)
+    assert not verdict.allowed or verdict.reason in _SCREENED | {Reason.UNLOCKED, Reason.IN_TRANSACTION}, verdict
+    if verdict.allowed and verdict.reason is Reason.IN_TRANSACTION:
+        # Only a DELETE of an object that carries the holder's annotation (janus records no principal).
+        assert undeclared.operation == "DELETE" and undeclared.old_annotations.get(TXN) == "t1"
