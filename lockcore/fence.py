@@ -48,6 +48,7 @@ _JSON_PATCH = "application/json-patch+json"
 # What webhook/policy.py answers a probe with (the reservation seen / the namespace judged).
 IN_FORCE = "is in force"
 PROBE_WARNING = "leasegate: reservations are judged in namespace"
+UNJUDGED_FOR_SECONDS = 60.0
 
 
 class Fence:
@@ -64,6 +65,8 @@ class Fence:
         self._api = api_client
         self._timeout = request_timeout
         self._discovery = discovery or Discovery(api_client, timeout=request_timeout)
+        # Namespaces no reservation policy judged when last probed, and until when to trust that.
+        self._unjudged: dict[str, float] = {}
 
     def stamp(self, key: ResourceKey, txn: str, principal: str = "") -> bool:
         """Mark ``key`` as locked by ``txn``; False if the object does not exist (nothing to mark).
@@ -125,6 +128,8 @@ class Fence:
         leasegate policy judges the namespace. Raises :class:`FenceError` if
         the reservation is not in force after ``timeout`` seconds.
         """
+        if self._unjudged.get(lease.namespace, 0.0) > time.monotonic():
+            return False
         body = {"apiVersion": LEASE_API_VERSION, "kind": "Lease",
                 "metadata": {"generateName": "leasegate-probe-", "labels": {PROBE_LABEL: lease.name}}}
         deadline = time.monotonic() + timeout
@@ -140,6 +145,8 @@ class Fence:
             if status >= 400 and not seen:
                 raise FenceError("reserving", key, _message(answer), status=status)
             judged = seen or any(PROBE_WARNING in w for w in warnings)
+            if not judged:  # asked again only after a while (leasegate may be installed meanwhile)
+                self._unjudged[lease.namespace] = time.monotonic() + UNJUDGED_FOR_SECONDS
             if not judged or seen == present:
                 return judged
             if time.monotonic() >= deadline:

@@ -45,8 +45,10 @@ def test_api_call_counts_acquire_renew_release(manager: ManagerFactory, namespac
         api.reset()
         ref = m.acquire(deploy(namespace, name), "t1", 30)
         calls = api.methods()
-        # The discovery documents are read once per manager (GETs before the first stamp).
-        assert (calls[0], calls[-1]) == ("POST", "PATCH") and set(calls[1:-1]) <= {"GET"}
+        # The discovery documents are read once per manager (GETs before the first stamp), and
+        # the reservation probe once per namespace no reservation policy judges (none here).
+        assert calls[0] == "POST" and calls[-2:] == (["PATCH", "POST"] if i == 0 else ["POST", "PATCH"])[-2:]
+        assert set(calls[1:-2]) <= {"GET"}
         assert i == 0 or calls == ["POST", "PATCH"], "uncontended acquire is one create and one stamp"
         api.reset()
         m.renew(ref, "t1", 30)
@@ -67,7 +69,9 @@ def test_renew_and_release_without_cached_state(manager: ManagerFactory, namespa
     api = counted(other)
     other.release(ref, "t1")
     calls = api.methods()
-    assert calls[:2] == ["GET", "DELETE"] and calls[-1] == "PATCH" and set(calls[2:-1]) <= {"GET"}
+    # GET, DELETE, the discovery documents, the marker's removal, and (first time in a
+    # namespace no reservation policy judges) the probe.
+    assert calls[:2] == ["GET", "DELETE"] and calls[-2:] == ["PATCH", "POST"] and set(calls[2:-2]) <= {"GET"}
     assert other.get_lock(ref) is None
 
 

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore import LeaseManager, ResourceKey
+from lockcore.holding import hold
 from lockcore.settings import LockSettings
 from tests.integration.node.conftest import NodeApi, NodeHelm, NodeKubectl
 from tests.integration.node.netcheck import assert_host_untouched, assert_node_has_no_way_out, assert_pod_has_no_way_out
@@ -355,21 +356,64 @@ def test_scaled_to_zero_locked_writes_refused_per_failure_policy(
     assert flow.outcomes and len(flow.failed_calls()) == len(flow.outcomes), flow.summary()
 
 
-def test_scaled_to_zero_unlocked_writes_unaffected(
-        release: Release, shop: Shop, node_api: NodeApi, node_kubectl: NodeKubectl) -> None:
+def test_scaled_to_zero_only_locked_objects_wait_and_holders_keep_working(
+        release: Release, shop: Shop, node_api: NodeApi, node_kubectl: NodeKubectl, figures: Any) -> None:
+    """The outage drill (docs/INVARIANTS.md, "outage radius"): no webhook pod, failurePolicy Fail."""
     assert not release.pods(terminating=True)
-    hooks = client.AdmissionregistrationV1Api(release.admin).list_validating_webhook_configuration(
-        label_selector=SELECTOR).items
-    if not any(h.object_selector and h.object_selector.match_expressions for v in hooks for h in v.webhooks):
-        pytest.xfail("needs fenced locks (issue 11)")
-    bob = client.CoreV1Api(node_api("bob"))
+    admin, bob_api = node_api("admin"), node_api("bob")
+    core, bob = client.CoreV1Api(admin), client.CoreV1Api(bob_api)
+    spaces = [f"{shop.namespace}-out{i}" for i in range(10)]
     try:
-        for i in range(5):
-            bob.patch_namespaced_config_map(shop.unlocked, shop.namespace,
-                                            {"metadata": {"annotations": {"by": f"bob-{i}"}}})
+        started = time.monotonic()
+        for name in spaces:  # Namespaces are cluster-scoped creates too
+            core.create_namespace(as_body({"metadata": {"name": name}}), _preload_content=False)
+            grant_edit(admin, name)
+        for i in range(100):
+            for name in spaces:
+                bob.create_namespaced_config_map(name, as_body({"metadata": {"name": f"cm-{i}"}}),
+                                                 _preload_content=False)
+        rbac = client.RbacAuthorizationV1Api(admin)
+        for i in range(20):
+            rbac.create_cluster_role(as_body({"metadata": {"name": f"outage-{shop.namespace}-{i}"}, "rules": []}),
+                                     _preload_content=False)
+        creates = time.monotonic() - started
+        alice = shop.manager
+        free = ResourceKey("", "ConfigMap", shop.namespace, shop.unlocked)
+        reserved = ResourceKey("", "ConfigMap", shop.namespace, "outage-reserved")
+        with hold(alice, [free, reserved], "t-outage", ttl=3) as held:
+            held_at = time.monotonic()
+            assert _refused(bob.patch_namespaced_config_map, shop.unlocked, shop.namespace, {"data": {"v": "b"}})
+            assert _refused(bob.delete_namespaced_config_map, shop.unlocked, shop.namespace)
+            assert _refused(bob.create_namespaced_config_map, shop.namespace,
+                            as_body({"metadata": {"name": "outage-reserved"}}))
+            lease = alice.ref_for(free)
+            leases = client.CoordinationV1Api(bob_api)
+            assert _refused(leases.patch_namespaced_lease, lease.name, lease.namespace,
+                            {"spec": {"holderIdentity": "bob"}})
+            assert _refused(leases.delete_namespaced_lease, lease.name, lease.namespace)
+            time.sleep(max(0.0, 9.5 - (time.monotonic() - held_at)))  # three TTLs of renewals
+            held.check()
+        bob.patch_namespaced_config_map(shop.unlocked, shop.namespace, {"data": {"v": "bob-after"}})
+        bob.create_namespaced_config_map(shop.namespace, as_body({"metadata": {"name": "outage-reserved"}}))
+        figures(f"outage drill on the node (no webhook pod): 1,000 ConfigMaps in 10 new namespaces and 20 "
+                f"ClusterRoles created in {creates:.1f}s, 0 refused; a lock acquired, held through 3 TTLs and "
+                f"released; bob's write, delete, reserved create and Lease patch/delete refused")
     finally:
         node_kubectl("scale", "deployment", FULLNAME, "-n", NS, "--replicas=2")
         release.wait_ready(2)
+        for name in spaces:
+            core.delete_namespace(name, _preload_content=False)
+    # Back to normal: the pods judge the locked object again.
+    assert _refused(bob.patch_namespaced_config_map, shop.locked, shop.namespace, {"data": {"v": "bob"}}) == 403
+
+
+def _refused(call: Callable[..., Any], *args: Any) -> int:
+    """The status of a refused call (0 if it went through)."""
+    try:
+        call(*args, _preload_content=False)
+    except ApiException as exc:
+        return int(exc.status)
+    return 0
 
 
 # -- 4. uninstall --------------------------------------------------------------------------
