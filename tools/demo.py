@@ -10,7 +10,8 @@ would type (``kubectl``, ``kubectl lock``) and prints it with its output.
 2. alice locks ``configmap/settings`` for transaction t42;
 3. bob's ``kubectl annotate`` is refused, with the webhook's message;
 4. alice writes as part of t42 and is let through;
-5. ``kubectl lock audit`` shows who was blocked and why;
+5. ``kubectl lock audit`` shows who was blocked and why, from the ledger
+   (OpenReports), which outlives Events;
 6. alice releases the lock, bob's write now passes;
 7. a pipeline as one transaction: ``kubectl lock run -f k8s/ -- kubectl lock apply -f k8s/``
    locks what the manifests name while the command runs; everything is cleaned up.
@@ -27,14 +28,15 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from lockcore.audit import EVENT_REASON
 from lockcore.kube import LOCKED_LABEL
-from tools.localcluster import BIN_DIR
+from lockcore.ledger import list_ledger
+from tools.localcluster import BIN_DIR, REPO_ROOT
 from tools.localwebhook import (
     RunningWebhook,
     as_body,
     grant_edit,
     guard,
+    install_report_crds,
     register_webhook,
     start_webhook,
     wait_for,
@@ -59,6 +61,8 @@ def sh(command: str, *, user: str, expect_ok: bool) -> subprocess.CompletedProce
     env = dict(os.environ)
     env["KUBECONFIG"] = str(Path(env["KUBECONFIG"]).with_name(f"kubeconfig-{user}"))
     env["PATH"] = os.pathsep.join([str(BIN_DIR), str(Path(sys.executable).parent), env["PATH"]])
+    # This checkout's kubectl-lock, whichever tree the venv's (editable) install points at.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env, timeout=60)
     output = (result.stdout + result.stderr).rstrip()
     if output:
@@ -70,9 +74,8 @@ def sh(command: str, *, user: str, expect_ok: bool) -> subprocess.CompletedProce
 
 
 def blocked_writes_on_record(api: client.ApiClient) -> int:
-    """How many blocked writes the WriteBlocked Events in the demo namespace count."""
-    events = client.CoreV1Api(api).list_namespaced_event(NAMESPACE, field_selector=f"reason={EVENT_REASON}")
-    return sum(event.count or 1 for event in events.items)
+    """How many blocked writes the ledger (the OpenReports Report) in the demo namespace counts."""
+    return sum(entry.count for entry in list_ledger(api, NAMESPACE) or [])
 
 
 def lock_story(admin: client.ApiClient) -> None:
@@ -100,11 +103,13 @@ def lock_story(admin: client.ApiClient) -> None:
     sh(f"kubectl annotate --overwrite configmap settings -n {NAMESPACE} "
        f"owner=alice leasegate.io/transaction={TXN}", user="alice", expect_ok=True)
 
-    step("The audit trail: who was blocked, and by which lock")
-    # The webhook writes Events off the request path (counts flushed every few
-    # seconds): wait until both of bob's refusals are on record.
+    step("The audit trail: who was blocked, and by which lock (the ledger outlives the hour Events last)")
+    # The webhook writes the ledger off the request path (each worker flushes
+    # every few seconds): wait until both of bob's refusals are on record.
     wait_for(lambda: blocked_writes_on_record(admin) >= 2, timeout=30)
-    sh(f"kubectl lock audit -n {NAMESPACE}", user="admin", expect_ok=True)
+    sh(f"kubectl lock audit -n {NAMESPACE} --since 7d", user="admin", expect_ok=True)
+    sh(f"kubectl lock audit configmap/settings -n {NAMESPACE} --user bob --since 1h", user="admin", expect_ok=True)
+    sh(f"kubectl get reports.openreports.io -n {NAMESPACE}", user="admin", expect_ok=True)
 
     step(f"alice ends {TXN}: the lock is released and bob may write again")
     sh(f"kubectl lock release configmap/settings -n {NAMESPACE} --txn {TXN}", user="alice", expect_ok=True)
@@ -137,6 +142,7 @@ def main() -> int:
     print(f"  webhook at {webhook.url}, CA {webhook.ca_file}")
     client.CoreV1Api(admin).create_namespace(as_body({"metadata": {"name": NAMESPACE}}))
     grant_edit(admin, NAMESPACE, locks=True)
+    install_report_crds(admin)  # as the chart does: where the ledger of blocked writes lives
     vwc = register_webhook(admin, webhook)
     guard(admin, NAMESPACE, webhook.key)
     try:

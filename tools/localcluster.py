@@ -423,13 +423,17 @@ def _terminate(pid: int, proc: subprocess.Popen[bytes] | None = None, grace: flo
 
 @contextmanager
 def running(workdir: Path | None = None, *, controller_manager: bool = False,
-            profiling: bool = False) -> Iterator[LocalCluster]:
-    """Start a cluster for the duration of a ``with`` block."""
+            profiling: bool = False, extra_apiserver_args: Sequence[str] = ()) -> Iterator[LocalCluster]:
+    """Start a cluster for the duration of a ``with`` block.
+
+    ``extra_apiserver_args`` are appended to kube-apiserver's flags (e.g. ``--event-ttl=5s``).
+    """
     tmp = None
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="leasegate-cluster-")
         workdir = Path(tmp)
-    cluster = LocalCluster(workdir=workdir, controller_manager=controller_manager, profiling=profiling)
+    cluster = LocalCluster(workdir=workdir, controller_manager=controller_manager, profiling=profiling,
+                           extra_apiserver_args=list(extra_apiserver_args))
     try:
         cluster.start()
         yield cluster

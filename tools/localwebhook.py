@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -171,11 +172,13 @@ def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
     cert_dir = workdir / f"certs-{key}"
     log_file = workdir / f"webhook-{key}.log"
     given = {"bind_address": "127.0.0.1", "port": port, "health_port": health_port, "cert_dir": cert_dir,
-             "workers": 2, "threads": 4, "event_window_seconds": 60,
+             "workers": 2, "threads": 4, "event_window_seconds": 60, "ledger_flush_seconds": 1,
              **({"kubeconfig": kubeconfig} if kubeconfig is not None else {}), **settings}
     env = {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in given.items()}
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # This checkout's code, whichever tree the venv's (editable) install points at.
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), full_env.get("PYTHONPATH")]))
     full_env.update(env)
     full_env.update(extra_env or {})
     with open(log_file, "ab") as log:
@@ -378,6 +381,33 @@ def unlock(api: client.ApiClient, key: ResourceKey, settings: LockSettings | Non
             raise
     if settings.lock_profile.fences:
         Fence(api).unstamp(key, None)
+
+
+REPORT_CRDS = REPO_ROOT / "charts" / "leasegate" / "files" / "crds"
+
+
+def install_report_crds(api: client.ApiClient, timeout: float = 30) -> None:
+    """Create the chart's vendored OpenReports CRDs unless present (as the chart does), and wait until served."""
+    extensions = client.ApiextensionsV1Api(api)
+    for path in sorted(REPORT_CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        try:
+            extensions.create_custom_resource_definition(as_body(crd), _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    objects = client.CustomObjectsApi(api)
+
+    def served() -> bool:
+        try:
+            for plural in ("reports", "clusterreports"):
+                objects.list_cluster_custom_object("openreports.io", "v1alpha1", plural, limit=1,
+                                                   _preload_content=False)
+            return True
+        except ApiException:
+            return False
+
+    wait_for(served, timeout=timeout)
 
 
 def ensure_namespace(api: client.ApiClient, name: str) -> None:

@@ -38,6 +38,7 @@ from webhook.audit import EventRecorder, audit_annotations, log_decision
 from webhook.decision import decide, holder_for, lease_for, lease_target, strictest, trusts_cache
 from webhook.kube import KubeHttp
 from webhook.leases import LeaseSource, make_lease_source
+from webhook.ledger import Ledger
 from webhook.namespaces import NamespaceModes
 from webhook.outcome import (
     ABSENT,
@@ -126,13 +127,15 @@ class Judge:
 
 
 def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventRecorder | None = None,
-               namespace_modes: NamespaceModes | None = None, holders: HolderSource | None = None,
+               ledger: Ledger | None = None, namespace_modes: NamespaceModes | None = None,
+               holders: HolderSource | None = None,
                clock: Callable[[], datetime] = utcnow) -> Flask:
     """The WSGI app answering AdmissionReviews on ``POST /validate``."""
     app = Flask("leasegate-webhook")
     judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, holders=holders,
                   clock=clock)
     app.extensions["leasegate.judge"] = judge
+    app.extensions["leasegate.ledger"] = ledger
     max_body = settings.max_body_bytes
 
     @app.post("/validate")
@@ -148,9 +151,11 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
             log_decision(req, verdict, latency)
             if events is not None:
                 events.record(req, verdict)
+            if ledger is not None:
+                ledger.record(req, verdict)
         review = build_response(
             req.uid, allowed=verdict.allowed, code=verdict.code, message=verdict.message,
-            reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(verdict),
+            reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(req, verdict),
         )
         metrics.DECISIONS.labels(verdict.decision, verdict.reason.value, verdict.mode.value).inc()
         metrics.DURATION.observe(time.perf_counter() - started)
@@ -203,7 +208,7 @@ def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
 
 
 def create_app_from_settings(settings: WebhookSettings) -> Flask:
-    """Wire the real lease source, Event recorder and namespace modes (what gunicorn loads)."""
+    """Wire the real lease source, Event recorder, ledger and namespace modes (what gunicorn loads)."""
     kube = KubeHttp.from_settings(settings)
     leases = make_lease_source(settings.lookups, kube, on_staleness=metrics.CACHE_STALENESS.set,
                                on_fallback=metrics.CACHE_FALLBACKS.inc)
@@ -212,7 +217,11 @@ def create_app_from_settings(settings: WebhookSettings) -> Flask:
         events = EventRecorder(lambda: KubeHttp.from_settings(settings),
                                window_seconds=settings.event_window_seconds,
                                on_outcome=lambda outcome: metrics.EVENTS.labels(outcome).inc())
+    ledger = None
+    if settings.ledger.enabled:
+        ledger = Ledger(lambda: KubeHttp.from_settings(settings), settings.ledger,
+                        on_outcome=lambda outcome, n: metrics.LEDGER.labels(outcome).inc(n))
     modes = NamespaceModes(kube, settings.namespace_mode_label, timeout=settings.lookup_timeout_seconds) \
         if settings.namespace_mode_label else None
-    return create_app(settings, leases, events=events, namespace_modes=modes,
+    return create_app(settings, leases, events=events, ledger=ledger, namespace_modes=modes,
                       holders=make_holder_source(settings.lookups, kube))

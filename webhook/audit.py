@@ -1,17 +1,21 @@
 """The audit trail of writes a lock refused, or would have refused.
 
-For each such decision the webhook leaves three traces, none of which ever
-contains an object body:
+For each such decision the webhook leaves four traces, none of which ever
+contains an object body, each a view of one record
+(:class:`lockcore.audit.BlockedWrite`, built by :func:`blocked_write`):
 
 * a structured JSON log line on logger ``leasegate.audit`` (:func:`log_decision`);
 * ``auditAnnotations`` on the AdmissionResponse (:func:`audit_annotations`),
   which the API server writes into its own audit log as
   ``<webhook name>/<key>``;
-* a ``WriteBlocked`` Event on the object (:class:`EventRecorder`), built by
-  :func:`lockcore.audit.event_body` (``lockcore audit`` parses it with the same
-  module); this module only queues it and writes it from a background thread,
-  aggregated per object + user + holder within ``event_window_seconds`` across
-  workers and replicas, and never for dryRun requests.
+* a ``WriteBlocked`` Event on the object (:class:`EventRecorder`): its body,
+  name and aggregation key are :mod:`lockcore.audit`'s (``lockcore audit``
+  parses it with the same module); this module only queues it and writes it
+  from a background thread, aggregated per object + user + holder within
+  ``event_window_seconds`` across workers and replicas, and never for dryRun
+  requests;
+* a result in the OpenReports ledger (:class:`webhook.ledger.Ledger`), which
+  outlives Events.
 
 Example::
 
@@ -21,17 +25,15 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from lockcore.audit import BlockedWrite, event_body, event_time
+from lockcore.audit import BlockedWrite, event_body, event_key, event_name, event_namespace, event_time
 from lockcore.kube import events_path
 from lockcore.lease import utcnow
 from webhook.kube import KubeError, KubeHttp
@@ -41,65 +43,37 @@ from webhook.review import AdmissionRequest
 audit_log = logging.getLogger("leasegate.audit")
 log = logging.getLogger("leasegate.events")
 
-# Cluster-scoped objects have no namespace; Kubernetes records their Events in "default".
-CLUSTER_EVENT_NAMESPACE = "default"
-_NOT_NAME = re.compile(r"[^a-z0-9.-]+")
-
 
 def blocked_write(request: AdmissionRequest, verdict: Verdict) -> BlockedWrite:
-    """The lockcore record of a (would-be) denied write."""
+    """The lockcore record of a (would-be) denied write (a Namespace's own namespace is "": cluster-scoped)."""
     return BlockedWrite(
         user=request.username, operation=request.operation, group=request.group, kind=request.kind,
-        namespace=request.namespace, name=request.name,
+        namespace=request.object_namespace, name=request.name,
         lease=str(verdict.lease) if verdict.lease else "", holder=verdict.holder,
         declared_txn=verdict.declared_txn, mode=verdict.mode.value, reason=verdict.reason.value,
     )
 
 
-def audit_annotations(verdict: Verdict) -> dict[str, str]:
+def audit_annotations(request: AdmissionRequest, verdict: Verdict) -> dict[str, str]:
     """Response auditAnnotations for a decision that involved a lock (empty otherwise).
 
-    >>> from webhook.outcome import Reason
-    >>> from webhook.settings import EnforcementMode
-    >>> audit_annotations(Verdict(allowed=True, reason=Reason.UNLOCKED, mode=EnforcementMode.DENY))
-    {}
+    A view of the record (:meth:`BlockedWrite.audit_annotations`): the lock's
+    fields; the API server's audit log has the user and the object already.
     """
     if verdict.lease is None or not (verdict.holder or verdict.would_deny):
         return {}
-    annotations = {
-        "decision": verdict.decision,
-        "reason": verdict.reason.value,
-        "lease": str(verdict.lease),
-        "mode": verdict.mode.value,
-    }
-    if verdict.holder:
-        annotations["holder"] = verdict.holder
-    return annotations
+    return blocked_write(request, verdict).audit_annotations(verdict.decision)
 
 
 def log_decision(request: AdmissionRequest, verdict: Verdict, latency_seconds: float) -> None:
-    """One JSON line (via the JSON formatter) for a denied or would-be-denied write."""
+    """One JSON line (via the JSON formatter) for a denied or would-be-denied write: the record's fields,
+    then what only the request knows."""
     audit_log.warning(
         "write %s", "denied" if not verdict.allowed else f"would be denied ({verdict.mode.value})",
-        extra={"fields": {
-            "uid": request.uid,
-            "user": request.username,
-            "groups": list(request.groups),
-            "operation": request.operation,
-            "group": request.group,
-            "kind": request.kind,
-            "subresource": request.sub_resource,
-            "namespace": request.namespace,
-            "name": request.name,
-            "lease": str(verdict.lease) if verdict.lease else "",
-            "holder": verdict.holder,
-            "declared_txn": verdict.declared_txn,
-            "mode": verdict.mode.value,
-            "decision": verdict.decision,
-            "reason": verdict.reason.value,
-            "dry_run": request.dry_run,
-            "latency_ms": round(latency_seconds * 1000, 3),
-        }},
+        extra={"fields": blocked_write(request, verdict).log_fields(
+            uid=request.uid, groups=list(request.groups), subresource=request.sub_resource,
+            decision=verdict.decision, dry_run=request.dry_run, latency_ms=round(latency_seconds * 1000, 3),
+        )},
     )
 
 
@@ -203,7 +177,7 @@ class EventRecorder:
     def _handle(self, kube: KubeHttp, item: _Blocked) -> None:
         rec = item.record
         bucket = int(item.at.timestamp() // self._window)
-        key = (rec.namespace, rec.group, rec.kind, rec.name, rec.user, rec.holder, rec.mode, bucket)
+        key = event_key(rec, bucket)
         with self._lock:
             agg = self._aggregates.get(key)
             if agg is not None:
@@ -214,10 +188,7 @@ class EventRecorder:
             # Forget windows that have closed so the table stays small.
             for stale in [k for k, a in self._aggregates.items() if a.bucket < bucket and not a.pending]:
                 del self._aggregates[stale]
-        namespace = rec.namespace or CLUSTER_EVENT_NAMESPACE
-        digest = hashlib.sha256("|".join(map(str, key)).encode()).hexdigest()[:16]
-        hint = _NOT_NAME.sub("-", rec.name[:200].lower()).strip("-.") or "object"
-        name = f"{hint}.leasegate.{digest}"
+        namespace, name = event_namespace(rec), event_name(rec, bucket)
         status, body = kube.request_json("POST", events_path(namespace), timeout=10,
                                          body=event_body(rec, name=name, namespace=namespace, at=item.at,
                                                          api_version=item.api_version,

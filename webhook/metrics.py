@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 _NAMES = ("DECISIONS", "DURATION", "REQUEST_BYTES", "BAD_REQUESTS", "LOOKUP_ERRORS", "CACHE_STALENESS",
-          "CACHE_FALLBACKS", "EVENTS")
+          "CACHE_FALLBACKS", "EVENTS", "LEDGER")
 
 
 _BUILD_LOCK = threading.Lock()
@@ -82,6 +82,11 @@ def _build() -> SimpleNamespace:
     EVENTS = Counter(
         "leasegate_events_total",
         "WriteBlocked Events by outcome (created|aggregated|dropped|failed).",
+        ["outcome"],
+    )
+    LEDGER = Counter(
+        "leasegate_ledger_total",
+        "Refusals the ledger handled, by outcome (written|requeued|dropped|failed); conflict counts 409s.",
         ["outcome"],
     )
     return SimpleNamespace(**{name: value for name, value in locals().items() if name in _NAMES})

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lockcore.kube import LEASES
+from lockcore.kube import LEASES, NAMESPACES
 from lockcore.lease import LeaseState
 
 API_VERSION = "admission.k8s.io/v1"
@@ -103,6 +103,12 @@ class AdmissionRequest:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def object_namespace(self) -> str:
+        """The object's namespace: empty for a Namespace, which is cluster-scoped (the API
+        server fills ``request.namespace`` of a Namespace with its own name)."""
+        return "" if (self.resource_group, self.resource) == NAMESPACES else self.namespace
 
 
 def parse_review(body: bytes, content_type: str | None, *, max_body_bytes: int) -> AdmissionRequest:

@@ -146,7 +146,8 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
 
 
 def _server_hooks(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, Callable[..., None]]:
-    """gunicorn's server hooks: probes and the caBundle once ready, gc freeze per worker, dead workers' metrics."""
+    """gunicorn's server hooks: probes and the caBundle once ready, gc freeze per worker, the ledger's last
+    flush, dead workers' metrics."""
 
     def when_ready(server: Any) -> None:
         start_health_server(settings)
@@ -161,10 +162,17 @@ def _server_hooks(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, 
         # collection, which stops every request thread, stays short.
         gc.freeze()
 
+    def worker_exit(server: Any, worker: Any) -> None:
+        # A worker stopped gracefully writes the ledger's last counts (one killed loses its last interval).
+        ledger = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("leasegate.ledger")
+        if ledger is not None:
+            ledger.close()
+
     def child_exit(server: Any, worker: Any) -> None:
         mark_worker_dead(worker.pid)
 
-    return {"when_ready": when_ready, "post_worker_init": post_worker_init, "child_exit": child_exit}
+    return {"when_ready": when_ready, "post_worker_init": post_worker_init, "worker_exit": worker_exit,
+            "child_exit": child_exit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,6 +119,30 @@ class Enforcement:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """What the ledger of blocked writes needs (webhook/ledger.py); see docs/webhook.md, "The ledger".
+
+    enabled: record every refusal in OpenReports ``Report``/``ClusterReport`` objects.
+    retention_seconds: results not seen again for this long are dropped (default 30 days).
+    max_results: at most this many results per report; the oldest go first, and are counted.
+    flush_seconds: how often each worker process writes what it saw; a killed pod
+        loses at most the refusals of its last interval.
+    """
+
+    enabled: bool = True
+    retention_seconds: float = 30 * 86400.0
+    max_results: int = 500
+    flush_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.retention_seconds <= 0 or self.flush_seconds <= 0:
+            raise SettingsError("ledger_retention_days and ledger_flush_seconds must be positive")
+        if not 1 <= self.max_results <= 2000:
+            raise SettingsError("ledger_max_results must be between 1 and 2000 (a report stays far below "
+                                "the API server's object size limit)")
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """Everything the webhook process can be told.
 
@@ -171,6 +195,9 @@ class WebhookSettings:
             config, or ``KUBECONFIG``).
         event_window_seconds: blocked writes of one object by one user against
             one holder within this window become one Event with a count.
+        ledger_enabled / ledger_retention_days / ledger_max_results /
+            ledger_flush_seconds: the ledger of blocked writes (OpenReports,
+            :class:`LedgerSettings`).
         log_level: DEBUG | INFO | WARNING | ERROR (JSON lines on stderr).
     """
 
@@ -206,6 +233,10 @@ class WebhookSettings:
     request_read_timeout_seconds: float = 5.0
     kubeconfig: str = ""
     event_window_seconds: float = 60.0
+    ledger_enabled: bool = True
+    ledger_retention_days: float = 30.0
+    ledger_max_results: int = 500
+    ledger_flush_seconds: float = 5.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -230,6 +261,7 @@ class WebhookSettings:
             raise SettingsError(f"log_level {self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise SettingsError("tls_cert_file and tls_key_file must be given together")
+        _ = self.ledger  # the section checks its own values
 
     @cached_property
     def policy(self) -> DecisionPolicy:
@@ -250,6 +282,12 @@ class WebhookSettings:
     def enforcement(self) -> Enforcement:
         """The part that says what a refusal means."""
         return Enforcement(mode=self.mode, lookup_failure_policy=self.lookup_failure_policy)
+
+    @cached_property
+    def ledger(self) -> LedgerSettings:
+        """The part the ledger writer reads."""
+        return LedgerSettings(enabled=self.ledger_enabled, retention_seconds=self.ledger_retention_days * 86400,
+                      max_results=self.ledger_max_results, flush_seconds=self.ledger_flush_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:

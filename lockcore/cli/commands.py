@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 
 from lockcore.advice import acquire_warnings
-from lockcore.audit import list_blocked_writes
 from lockcore.cli.context import Context
 from lockcore.cli.failures import UsageError
 from lockcore.cli.output import lease_json, lock_json, locks_json, members_text, table
@@ -22,6 +21,7 @@ from lockcore.cli.parser import EXIT_OK
 from lockcore.fence import Fence
 from lockcore.holding import acquire_all
 from lockcore.lease import utcnow
+from lockcore.ledger import AuditFilter, blocked_writes, parse_since
 from lockcore.locate import find_lock
 from lockcore.members import Members
 from lockcore.naming import describe_object
@@ -122,11 +122,19 @@ def _cmd_list(ctx: Context) -> int:
 
 
 def _cmd_audit(ctx: Context) -> int:
-    items = [entry.as_json() for entry in list_blocked_writes(ctx.api, ctx.args.namespace, ctx.args.txn)]
-    rows = [["TIME", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "COUNT"]] + [
-        [i["time"], i["user"], i["operation"],
+    try:
+        since = utcnow() - parse_since(ctx.args.since) if ctx.args.since is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    obj = ctx.key() if ctx.args.target else None
+    wanted = AuditFilter(since=since, txn=ctx.args.txn, user=ctx.args.user, obj=obj)
+    scope = (obj.namespace or None) if obj else ctx.args.namespace
+    items = [entry.as_json() for entry in blocked_writes(ctx.api, scope, wanted)]
+    rows = [["LAST SEEN", "FIRST SEEN", "USER", "OPERATION", "OBJECT", "HOLDER", "DECLARED", "MODE", "REASON",
+             "COUNT"]] + [
+        [i["last_seen"], i["first_seen"] or "-", i["user"], i["operation"],
          describe_object(i["group"], i["kind"], i["namespace"], i["name"]),
-         i["holder"], i["declared_txn"] or "-", i["mode"], str(i["count"])] for i in items
+         i["holder"], i["declared_txn"] or "-", i["mode"], i["reason"], str(i["count"])] for i in items
     ]
     ctx.emit({"items": items}, table(rows) if items else "no blocked writes")
     return EXIT_OK

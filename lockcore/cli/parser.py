@@ -151,8 +151,12 @@ def _add_lock_commands(sub: argparse._SubParsersAction[Parser], p: _Parents) -> 
     for verb in ("add", "remove"):
         change.add_parser(verb, parents=[p.common, p.target, p.txn, p.members],
                           help=f"{verb} members (conditional on the Lease read)")
-    audit = sub.add_parser("audit", parents=[p.common], help="recent writes blocked by locks")
+    audit = sub.add_parser("audit", parents=[p.common],
+                           help="writes blocked by locks: the ledger (OpenReports), or Events where it has none")
+    audit.add_argument("target", nargs="?", help="only writes of this object (TYPE/NAME)")
     audit.add_argument("--txn", type=_txn, help="only writes blocked by, or declaring, this txn")
+    audit.add_argument("--user", help="only writes by this user")
+    audit.add_argument("--since", help="only writes last seen within this long (e.g. 7d, 1h, 30m)")
 
 
 def _add_run(sub: argparse._SubParsersAction[Parser], p: _Parents) -> None:

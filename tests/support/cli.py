@@ -7,19 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.localcluster import BIN_DIR, LocalCluster
+from tools.localcluster import BIN_DIR, REPO_ROOT, LocalCluster
 
 VENV_BIN = Path(sys.executable).parent
-# The venv's console scripts import lockcore from wherever the package was installed from;
-# this checkout goes first, so the binary under test runs the code under test.
-REPO = Path(__file__).resolve().parents[2]
 
 
 def plugin_env(cluster: LocalCluster, user: str = "admin", **extra: str) -> dict[str, str]:
     """kubectl's view of PATH once the package is installed: the venv's bin holds kubectl-lock."""
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_for(user)), **extra}
     env["PATH"] = f"{VENV_BIN}:{BIN_DIR}:{env['PATH']}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    # The venv's console scripts import lockcore from wherever the package was installed
+    # from: this checkout goes first, so the binary under test runs the code under test.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 

@@ -9,7 +9,8 @@ demo); tests import them from there:
   alice and bob may edit;
 * ``shipped_webhook`` is the webhook as shipped (default settings: cached
   lookups), registered; ``locked_ns`` is a fresh namespace judged by it where
-  alice and bob may edit and take locks.
+  alice and bob may edit and take locks;
+* ``report_crds``: the chart's OpenReports CRDs installed (the ledger's reports).
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ import pytest
 
 from tests.support.cluster import ApiClientFactory
 from tools.localcluster import LocalCluster
-from tools.localwebhook import RunningWebhook, grant_edit, guard, register_webhook, start_webhook
+from tools.localwebhook import (
+    RunningWebhook,
+    grant_edit,
+    guard,
+    install_report_crds,
+    register_webhook,
+    start_webhook,
+)
 
 WebhookFactory = Callable[..., RunningWebhook]
 
@@ -76,3 +84,9 @@ def locked_ns(namespace: str, api_client: ApiClientFactory, shipped_webhook: Run
     grant_edit(admin, namespace, locks=True)
     guard(admin, namespace, shipped_webhook.key)
     return namespace
+
+
+@pytest.fixture(scope="session")
+def report_crds(api_client: ApiClientFactory) -> None:
+    """The chart's vendored OpenReports CRDs, installed into the session's API server (the ledger writes there)."""
+    install_report_crds(api_client("admin"))

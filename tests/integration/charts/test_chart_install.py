@@ -27,15 +27,17 @@ import yaml
 from cryptography import x509
 from kubernetes import client
 
+from lockcore.ledger import REPORT_NAME, ledger_entries
 from lockcore.naming import LeaseRef
 from tests.support.cluster import KubectlRunner
 from tests.support.helm import CHART, SCOPE_LABEL, helm, value_args
 from tools.localcluster import LocalCluster
 from webhook.audit import EventRecorder
 from webhook.kube import KubeHttp
+from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode
+from webhook.settings import EnforcementMode, LedgerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -381,6 +383,8 @@ def test_service_account_can_do_exactly_what_the_chart_grants(release: Release, 
         ("leases.coordination.k8s.io", "", "watch"),
         ("events", "", "create"), ("events", "", "get"), ("events", "", "patch"),
         ("namespaces", "", "get"),
+        *((f"{plural}.openreports.io", "", verb) for plural in ("reports", "clusterreports")
+          for verb in ("get", "create", "update")),
         ("validatingwebhookconfigurations.admissionregistration.k8s.io", release.vwc_name, "get"),
         ("validatingwebhookconfigurations.admissionregistration.k8s.io", release.vwc_name, "patch"),
     }
@@ -405,12 +409,85 @@ def test_service_account_can_do_exactly_what_the_chart_grants(release: Release, 
                    ["delete", "events", "-n", namespace]):
         assert not can(*denied), denied
 
-    # Turning audit Events and namespace modes off takes those grants away.
-    release.upgrade({"config": {"events": False, "namespaceModeLabel": ""}})
+    assert not can("delete", "reports.openreports.io", "-n", namespace)
+    assert not can("list", "clusterreports.openreports.io")
+
+    # Turning audit Events, the ledger and namespace modes off takes those grants away.
+    release.upgrade({"config": {"events": False, "namespaceModeLabel": "", "ledgerEnabled": False}})
     assert not can("create", "events", "-n", namespace)
+    assert not can("update", "reports.openreports.io", "-n", namespace)
     assert not can("get", f"namespaces/{namespace}")
     assert can("get", "leases.coordination.k8s.io", "-n", namespace)
     assert yaml.safe_load(release.helm("get", "values", release.name, "-n", release.namespace, "-o", "yaml"))
+
+
+OPENREPORTS_CRDS = ("reports.openreports.io", "clusterreports.openreports.io")
+
+
+def _crd_owner(release: Release, name: str) -> str | None:
+    """The Helm release a CRD belongs to ("" if none), None when the CRD does not exist."""
+    found = release.kubectl("get", "crd", name, "-o", "json", "--ignore-not-found").stdout
+    if not found.strip():
+        return None
+    return str((json.loads(found)["metadata"].get("annotations") or {}).get("meta.helm.sh/release-name", ""))
+
+
+def test_openreports_crds_installed_only_when_absent_and_kept(release: Release) -> None:
+    # A cluster that has the CRDs (Kyverno, Policy Reporter, an earlier release) keeps them as they
+    # are; one that has none gets the vendored ones, kept on uninstall (deleting a CRD deletes
+    # every report: the audit trail).
+    before = {name: _crd_owner(release, name) for name in OPENREPORTS_CRDS}
+    release.install()
+    manifest = release.helm("get", "manifest", release.name, "-n", release.namespace)
+    after = {name: _crd_owner(release, name) for name in OPENREPORTS_CRDS}
+    if all(owner is None for owner in before.values()):
+        assert "kind: CustomResourceDefinition" in manifest
+        assert after == {name: release.name for name in OPENREPORTS_CRDS}
+    else:
+        assert "kind: CustomResourceDefinition" not in manifest
+        assert after == before
+    release.upgrade({"config": {"mode": "warn"}})
+    assert {name: _crd_owner(release, name) for name in OPENREPORTS_CRDS} == after
+    release.uninstall()
+    assert all(_crd_owner(release, name) is not None for name in OPENREPORTS_CRDS)
+
+
+def _as_chart(release: Release, kubectl: KubectlRunner) -> client.ApiClient:
+    """A client authenticated exactly as the chart's service account (a real token)."""
+    token = kubectl("create", "token", release.fullname, "-n", release.namespace).stdout.strip()
+    cfg = client.Configuration()
+    cfg.host = release.cluster.server
+    cfg.ssl_ca_cert = str(release.cluster.ca_file)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(cfg)
+
+
+def _refusal(namespace: str) -> tuple[AdmissionRequest, Verdict]:
+    request = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
+                               resource="configmaps", namespace=namespace, name="cfg", username="bob")
+    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=403,
+                      lease=LeaseRef(namespace, "lg.configmap.cfg"), holder="t1", would_deny=True)
+    return request, verdict
+
+
+def test_service_account_rbac_suffices_for_the_ledger(release: Release, kubectl: KubectlRunner,
+                                                      namespace: str) -> None:
+    # Two ledger writers (two replicas), as the chart's service account, create the Report and
+    # merge into it: get, create and update are enough, and nothing fails.
+    release.install()
+    as_chart = _as_chart(release, kubectl)
+    outcomes: list[tuple[str, int]] = []
+    replicas = [Ledger(lambda: KubeHttp(as_chart), LedgerSettings(flush_seconds=0.1),
+                       on_outcome=lambda outcome, n: outcomes.append((outcome, n))) for _ in range(2)]
+    for i in range(5):
+        replicas[i % 2].record(*_refusal(namespace))
+    for replica in replicas:
+        replica.close()
+    report = json.loads(kubectl("get", "reports.openreports.io", REPORT_NAME, "-n", namespace, "-o", "json").stdout)
+    (entry,) = ledger_entries([report])
+    assert (entry.write.user, entry.write.name, entry.count) == ("bob", "cfg", 5)
+    assert sum(n for outcome, n in outcomes if outcome == "written") == 5, outcomes
+    assert not [o for o in outcomes if o[0] in ("failed", "dropped", "requeued")], outcomes
 
 
 def test_service_account_rbac_suffices_for_shared_events(release: Release, kubectl: KubectlRunner,
@@ -419,16 +496,8 @@ def test_service_account_rbac_suffices_for_shared_events(release: Release, kubec
     # account (a real token), creates a WriteBlocked Event and, as a second
     # replica would, adds to its count: the chart's RBAC must allow all of it.
     release.install()
-    token = kubectl("create", "token", release.fullname, "-n", release.namespace).stdout.strip()
-    cfg = client.Configuration()
-    cfg.host = release.cluster.server
-    cfg.ssl_ca_cert = str(release.cluster.ca_file)
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    as_chart = client.ApiClient(cfg)
-    request = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
-                               resource="configmaps", namespace=namespace, name="cfg", username="bob")
-    verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=403,
-                      lease=LeaseRef(namespace, "lg.configmap.cfg"), holder="t1", would_deny=True)
+    as_chart = _as_chart(release, kubectl)
+    request, verdict = _refusal(namespace)
     outcomes: list[str] = []
     replicas = [EventRecorder(lambda: KubeHttp(as_chart), flush_seconds=0.2, on_outcome=outcomes.append)
                 for _ in range(2)]

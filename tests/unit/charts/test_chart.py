@@ -40,6 +40,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "ignore-policy": {"webhook": {"failurePolicy": "Ignore"}},
     "consistent-lookups": {"config": {"leaseLookup": "consistent"}},
     "no-events": {"config": {"events": False}},
+    "no-ledger": {"config": {"ledgerEnabled": False}},
     "no-namespace-modes": {"config": {"namespaceModeLabel": ""}},
     "single-replica": {"replicaCount": 1},
     "hard-anti-affinity": {"podAntiAffinity": "hard"},
@@ -95,7 +96,8 @@ def test_template_renders_expected_kinds(option: str) -> None:
     for doc in docs:
         assert doc["metadata"]["name"], doc
         if doc["kind"] not in {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding",
-                               "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}:
+                               "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                               "CustomResourceDefinition"}:
             assert doc["metadata"].get("namespace"), f"{doc['kind']} must name its namespace"
     assert ("ServiceMonitor" in kinds) == (option == "service-monitor")
     assert ("ConfigMap" in kinds) == (option == "dashboard")
@@ -463,6 +465,8 @@ def test_rbac_is_least_privilege() -> None:
     assert role["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "get", "patch"]},
+        {"apiGroups": ["openreports.io"], "resources": ["reports", "clusterreports"],
+         "verbs": ["get", "create", "update"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
          "resourceNames": [vwc], "verbs": ["get", "patch"]},
@@ -476,7 +480,22 @@ def test_rbac_is_least_privilege() -> None:
     assert all("events" not in rule["resources"] for rule in no_events["rules"])
     no_label = one(rendered("no-namespace-modes"), "ClusterRole")
     assert all("namespaces" not in rule["resources"] for rule in no_label["rules"])
-    assert len(no_label["rules"]) == 3
+    assert len(no_label["rules"]) == 4
+    no_ledger = one(rendered("no-ledger"), "ClusterRole")
+    assert all("openreports.io" not in rule["apiGroups"] for rule in no_ledger["rules"])
+
+
+def test_openreports_crds_are_the_vendored_ones_kept_on_uninstall() -> None:
+    import yaml
+
+    crds = {d["metadata"]["name"]: d for d in by_kind(rendered("default"), "CustomResourceDefinition")}
+    assert set(crds) == {"reports.openreports.io", "clusterreports.openreports.io"}
+    for name, crd in crds.items():
+        vendored = yaml.safe_load((CHART / "files" / "crds" / f"openreports.io_{name.split('.')[0]}.yaml").read_text())
+        assert crd["spec"] == vendored["spec"]
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["spec"]["versions"][0]["name"] == "v1alpha1"
+    assert not by_kind(rendered("no-ledger"), "CustomResourceDefinition")
 
 
 @pytest.mark.parametrize("option", ["default", "janus-profile"])
@@ -485,7 +504,7 @@ def test_holder_records_are_readable_only_under_a_profile_that_has_them(option: 
     record = LockProfile.of(Profile(values.get("config", {}).get("profile", "leasegate"))).holder_record
     role = one(rendered(option), "ClusterRole")
     holder_rules = [rule for rule in role["rules"]
-                    if rule["apiGroups"] != ["coordination.k8s.io"] and rule["apiGroups"] != [""]
+                    if rule["apiGroups"] not in (["coordination.k8s.io"], [""], ["openreports.io"])
                     and rule["resources"] != ["validatingwebhookconfigurations"]]
     expected = [] if record is None else [{"apiGroups": [record.group], "resources": [record.plural], "verbs": ["get"]}]
     assert holder_rules == expected

@@ -109,3 +109,18 @@ def test_a_bad_txn_in_the_environment_is_a_usage_error(monkeypatch: pytest.Monke
 def test_run_without_a_command_or_objects_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--txn", "t", "--ttl", "1m", "cm/x"]) == 2
     assert capsys.readouterr().err == "error: run needs a command after --, e.g. -- kubectl lock apply -f k8s/\n"
+@pytest.mark.parametrize("since", ["7", "1w", "soon", "-1h", ""])
+def test_audit_bad_since_is_one_line_usage_error(since: str, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Refused before any cluster is needed (no kubeconfig here at all).
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    assert kubectl_main(["audit", f"--since={since}"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: invalid --since {since!r} (e.g. 7d, 1h, 30m)\n"
+
+
+def test_audit_arguments() -> None:
+    args = build_parser("kubectl lock", plugin=True).parse_args(
+        ["audit", "cm/web-config", "-n", "shop", "--since", "7d", "--txn", "t42", "--user", "bob", "-o", "json"])
+    assert (args.target, args.namespace, args.since, args.txn, args.user, args.output) == (
+        "cm/web-config", "shop", "7d", "t42", "bob", "json")
