@@ -78,8 +78,8 @@ def _misattributed(request: AdmissionRequest, policy: DecisionPolicy, ref: Lease
     """
     new, stored = request.new_lease, request.old_lease
     if request.operation == "DELETE" or new is None or not policy.lock.lock_profile.records_principal \
-            or policy.lock.lock_profile.txn_label not in new.labels:
-        return None
+            or policy.lock.lock_profile.txn_label not in new.labels or not new.holder:
+        return None  # no lock (a Lease holding nothing locks nothing)
     kept = stored is not None and stored.principal == new.principal and stored.holder == new.holder
     recorded = new.principal == request.username
     counted = new.members is None or kept or not new.members.readable \

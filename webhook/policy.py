@@ -54,11 +54,13 @@ from lockcore.members import MEMBERS_ANNOTATION
 from webhook import cel
 
 API_VERSION = "admissionregistration.k8s.io/v1"
-# Reviews, Events and TokenRequests are created by the API server's own
-# clients on every request path: never the subject of a lock.
+# Reviews and Events are created by the API server's own clients on every
+# request path, and the ledger's reports by the webhook: never the subject of
+# a lock (a reserved report name would silence a namespace's ledger).
 _EXCLUDED = (
     {"apiGroups": [""], "resources": ["events"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"]},
+    {"apiGroups": ["openreports.io"], "resources": ["reports", "clusterreports"]},
     {"apiGroups": ["authentication.k8s.io", "authorization.k8s.io"], "resources": ["*"]},
 )
 ALL_RESOURCES: tuple[Mapping[str, Sequence[str]], ...] = ({"apiGroups": ["*"], "resources": ["*"]},)
