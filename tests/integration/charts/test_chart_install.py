@@ -251,12 +251,12 @@ def _create_configmap(kubectl: KubectlRunner, namespace: str, name: str) -> tupl
     return result.returncode == 0, result.stdout + result.stderr
 
 
-def _audit_annotations(cluster: LocalCluster, namespace: str, name: str) -> dict[str, str]:
+def _audit_annotations(cluster: LocalCluster, namespace: str, name: str, verb: str = "create") -> dict[str, str]:
     annotations: dict[str, str] = {}
     for line in cluster.audit_log.read_text().splitlines():
         event = json.loads(line)
         ref = event.get("objectRef", {})
-        if (event.get("verb") == "create" and ref.get("resource") == "configmaps"
+        if (event.get("verb") == verb and ref.get("resource") == "configmaps"
                 and ref.get("namespace") == namespace and ref.get("name") == name):
             annotations.update(event.get("annotations", {}))
     return annotations
@@ -281,36 +281,43 @@ def test_failure_policy_fail_refuses_and_ignore_allows(
     release: Release, kubectl: KubectlRunner, cluster: LocalCluster, namespace: str, labelled: list[str]
 ) -> None:
     kubectl("create", "configmap", "existing", "-n", namespace, "--from-literal=k=v")
+    kubectl("create", "configmap", "marked", "-n", namespace, "--from-literal=k=v")
+    # Marked as acquire leaves a locked object (no Lease: the webhook would allow it, if it answered).
+    kubectl("label", "configmap", "marked", "leasegate.io/locked=t1", "-n", namespace)
 
     release.install({"webhook": {"failurePolicy": "Fail"}})
     hook = release.webhook()
     assert hook["failurePolicy"] == "Fail"
 
-    # Fail: the API server cannot reach the webhook (no ready endpoint), so matched writes are refused.
+    # Fail: the API server cannot reach the webhook (no ready endpoint), so a marked object's writes are refused.
     attempt = iter(range(1000))
     last: list[str] = [""]
 
     def refused() -> bool:
-        ok, out = _create_configmap(kubectl, namespace, f"probe-{next(attempt)}")
-        last[0] = out
-        return not ok
+        result = kubectl("annotate", "configmap", "marked", f"n={next(attempt)}", "--overwrite", "-n", namespace,
+                         check=False)
+        last[0] = result.stdout + result.stderr
+        return result.returncode != 0
 
     _wait_for(refused, "the API server to apply the new webhook configuration")
-    assert 'failed calling webhook "creates.locks.leasegate.io"' in last[0], last[0]
-    result = kubectl("create", "deployment", "web", "--image=nginx", "-n", namespace, check=False)
-    assert result.returncode != 0 and "failed calling webhook" in result.stderr, result.stderr
+    assert 'failed calling webhook "locks.leasegate.io"' in last[0], last[0]
+    # Creates never wait on the webhook (the reservation policy judges them in the API server).
+    ok, out = _create_configmap(kubectl, namespace, "created-during-outage")
+    assert ok, out
+    kubectl("create", "deployment", "web", "--image=nginx", "-n", namespace)
     # Objects nobody locked (no marker) are never sent to the webhook: their writes do not depend on it.
     kubectl("annotate", "configmap", "existing", "note=x", "-n", namespace)
-
-    # Writes the rules do not match still work in the same namespace.
     kubectl("create", "serviceaccount", "unmatched", "-n", namespace)
     # kube-system and the release namespace carry the scope label too, yet are never intercepted.
     for ns in ("kube-system", release.namespace):
-        ok, out = _create_configmap(kubectl, ns, f"never-intercepted-{release.scope}")
-        assert ok, f"write in {ns} was intercepted: {out}"
-        kubectl("delete", "configmap", f"never-intercepted-{release.scope}", "-n", ns)
+        name = f"never-intercepted-{release.scope}"
+        kubectl("create", "configmap", name, "-n", ns, "--from-literal=k=v")
+        kubectl("label", "configmap", name, "leasegate.io/locked=t1", "-n", ns)
+        result = kubectl("annotate", "configmap", name, "x=1", "-n", ns, check=False)
+        assert result.returncode == 0, f"write in {ns} was intercepted: {result.stderr}"
+        kubectl("delete", "configmap", name, "-n", ns)
     # Exempt identities are skipped before the call (matchConditions), so they never depend on it.
-    result = kubectl("create", "configmap", "by-controller-manager", "-n", namespace,
+    result = kubectl("annotate", "configmap", "marked", "by=kcm", "-n", namespace,
                      "--as=system:kube-controller-manager", "--as-group=system:masters", check=False)
     assert result.returncode == 0, result.stderr
 
@@ -320,27 +327,22 @@ def test_failure_policy_fail_refuses_and_ignore_allows(
     env = {e["name"]: e.get("value") for e in
            release.get("deployment", release.fullname)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LEASEGATE_LOOKUP_FAILURE_POLICY"] == "allow"
-    created: list[str] = []
 
     def allowed() -> bool:
-        name = f"open-{len(created)}"
-        ok, _ = _create_configmap(kubectl, namespace, name)
-        if ok:
-            created.append(name)
-        else:
-            created.append("refused")
-        return ok
+        return kubectl("annotate", "configmap", "marked", f"open={next(attempt)}", "--overwrite", "-n", namespace,
+                       check=False).returncode == 0
 
     _wait_for(allowed, "failurePolicy=Ignore to take effect")
-    annotations = _audit_annotations(cluster, namespace, created[-1])
+    annotations = _audit_annotations(cluster, namespace, "marked", verb="patch")
     failed_open = {k: v for k, v in annotations.items() if k.startswith("failed-open.validating.webhook")}
-    assert list(failed_open.values()) == ["creates.locks.leasegate.io"], annotations
-    kubectl("annotate", "configmap", "existing", "note=y", "--overwrite", "-n", namespace)
-    kubectl("delete", "configmap", "existing", "-n", namespace)
+    assert list(failed_open.values()) == ["locks.leasegate.io"], annotations
+    kubectl("delete", "configmap", "existing", "marked", "-n", namespace)
 
     release.uninstall()
     # Without the webhook, nothing is refused any more.
     _wait_for(lambda: _create_configmap(kubectl, namespace, f"after-{uuid.uuid4().hex[:4]}")[0], "uninstall")
+    assert not [p for p in json.loads(kubectl("get", "validatingadmissionpolicies", "-o", "json").stdout)["items"]
+                if p["metadata"]["name"].endswith(release.fullname)], "uninstall left a policy behind"
 
 
 # -- RBAC: exactly what the chart grants -----------------------------------------------------------
