@@ -102,6 +102,11 @@ def _variables(txn_annotation: str) -> list[dict[str, str]]:
     return [
         {"name": "target", "expression": f"{_IS_SCALE} ? {scaled} : {created}"},
         {"name": "holder", "expression": holder},
+        # The object as kubectl names it (deployment.apps/web -n shop), as the webhook's messages do.
+        {"name": "shown", "expression": (
+            "variables.target.split('/')[1].lowerAscii() + (variables.target.split('/')[0] == '' ? '' : '.' + "
+            "variables.target.split('/')[0]) + '/' + variables.target.split('/')[3] + "
+            "(variables.target.split('/')[2] == '' ? '' : ' -n ' + variables.target.split('/')[2])")},
         {"name": "reserved", "expression": (f"variables.holder != '' && {cel.annotation('params', TARGET_ANNOTATION)}"
                                             " == variables.target")},
         {"name": "member", "expression": (f"{cel.has_annotation('params', MEMBERS_ANNOTATION)} && "
@@ -115,7 +120,8 @@ def _variables(txn_annotation: str) -> list[dict[str, str]]:
 
 def _validations(txn_annotation: str) -> list[dict[str, str]]:
     lease = "params.metadata.namespace + '/' + params.metadata.name"
-    head = f"'leasegate: ' + variables.target + ' is locked by transaction ' + variables.holder + ' (lease ' + {lease} + ')'"
+    head = (f"\"leasegate: \" + variables.shown + \" is locked by transaction '\" + variables.holder + "
+            f"\"' (lease \" + {lease} + \")\"")
     probe = (f"request.resource.group == {cel.literal(LEASE_GROUP)} && request.resource.resource == 'leases' && "
              f"request.operation == 'CREATE' && {cel.label('object', PROBE_LABEL)} == params.metadata.name")
     return [
@@ -124,9 +130,15 @@ def _validations(txn_annotation: str) -> list[dict[str, str]]:
         {"expression": (f"!{_IS_SCALE} || !variables.reserved || variables.member || "
                         f"{cel.records('params', PRINCIPAL_ANNOTATION)}"),
          "reason": "Forbidden",
-         "messageExpression": (f"{head} + ': a scale carries no annotation, so only ' + "
-                               f"{cel.annotation('params', PRINCIPAL_ANNOTATION)} + ' who acquired the lock "
-                               "(or a member of an identity-bound lock) may scale it'")},
+         "messageExpression": (f"{head} + ({cel.has_annotation('params', MEMBERS_ANNOTATION)} ? "
+                               "': the lock is identity-bound and user:' + request.userInfo.username + "
+                               "' is not one of its members; to be added, ask a member of transaction \\'' + "
+                               "variables.holder + '\\' to run `kubectl lock members add ' + variables.shown + "
+                               "' --txn ' + variables.holder + ' --member user:' + request.userInfo.username + "
+                               "'`, or wait for the lock to be released' : "
+                               "\": a scale carries no annotation, so only user '\" + "
+                               f"{cel.annotation('params', PRINCIPAL_ANNOTATION)} + "
+                               "\"' who acquired the lock may scale it\")")},
         {"expression": "request.operation != 'CREATE' || !variables.reserved || variables.proven",
          "reason": "Forbidden",
          "messageExpression": (f"{head} + ': to create it as part of the transaction, set label "

@@ -30,6 +30,7 @@ from tools.localwebhook import (
     install_report_crds,
     register_webhook,
     start_webhook,
+    wait_judged,
 )
 
 WebhookFactory = Callable[..., RunningWebhook]
@@ -66,6 +67,7 @@ def guarded(namespace: str, api_client: ApiClientFactory, deny_webhook: RunningW
     admin = api_client("admin")
     grant_edit(admin, namespace)
     guard(admin, namespace, deny_webhook.key)
+    wait_judged(admin, deny_webhook, namespace)  # the API server's copy of the namespace has the label
     return namespace
 
 
@@ -83,6 +85,7 @@ def locked_ns(namespace: str, api_client: ApiClientFactory, shipped_webhook: Run
     admin = api_client("admin")
     grant_edit(admin, namespace, locks=True)
     guard(admin, namespace, shipped_webhook.key)
+    wait_judged(admin, shipped_webhook, namespace)
     return namespace
 
 

@@ -91,7 +91,8 @@ def test_create_and_generate_name(guarded: str, api_client: ApiClientFactory) ->
     assert denied.value.status == 403
     with pytest.raises(ApiException) as unmarked:
         make_cm(admin, guarded, "new", **{TXN: "t1"})
-    assert unmarked.value.status == 403 and f"without label {LOCKED_LABEL}=t1" in message(unmarked.value)
+    # Creates are the reservation policy's (in the API server): it asks for the marker and the annotation.
+    assert unmarked.value.status == 403 and f"set label {LOCKED_LABEL}=t1" in message(unmarked.value)
     core.create_namespaced_config_map(guarded, {"metadata": {"name": "new", "annotations": {TXN: "t1"},
                                                              "labels": {LOCKED_LABEL: "t1"}}}, _preload_content=False)
     # generateName: no lock can name an object that does not exist yet.
@@ -224,7 +225,7 @@ def test_kubectl_annotate_apply_delete(guarded: str, api_client: ApiClientFactor
     manifest["metadata"]["annotations"] = {TXN: "t1"}  # type: ignore[index]
     out = kubectl("apply", "-f", "-", input=json.dumps(manifest), user="bob", check=False)
     # A locked name is created marked, or later writes would not reach the webhook.
-    assert out.returncode != 0 and f"without label {LOCKED_LABEL}=t1" in out.stderr
+    assert out.returncode != 0 and f"set label {LOCKED_LABEL}=t1" in out.stderr  # the reservation policy
     manifest["metadata"]["labels"] = {LOCKED_LABEL: "t1"}  # type: ignore[index]
     kubectl("apply", "-f", "-", input=json.dumps(manifest), user="bob")
 

@@ -15,11 +15,20 @@ from typing import Any
 import pytest
 import requests
 
+from lockcore.kube import LOCKED_LABEL
 from tests.support.admission import review as sample_review
 from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tests.support.webhooks import WebhookFactory
 from tools.localcluster import LocalCluster, free_port
-from tools.localwebhook import RunningWebhook, grant_edit, guard, minor_page_faults, register_webhook, wait_for
+from tools.localwebhook import (
+    RunningWebhook,
+    grant_edit,
+    guard,
+    minor_page_faults,
+    register_webhook,
+    wait_for,
+    wait_judged,
+)
 from webhook.certs import generate
 
 pytestmark = pytest.mark.integration
@@ -108,8 +117,11 @@ def test_lookup_failure_policy_with_real_writes(
     admin = api_client("admin")
     register_webhook(admin, running)
     grant_edit(admin, namespace)  # before guarding: under policy deny, this webhook refuses everything
+    kubectl("create", "configmap", "cfg", "-n", namespace, user="alice")
+    kubectl("label", "configmap", "cfg", f"{LOCKED_LABEL}=t1", "-n", namespace, user="alice")  # as acquire leaves it
     guard(admin, namespace, running.key)
-    out = kubectl("create", "configmap", "cfg", "-n", namespace, user="alice", check=False)
+    wait_judged(admin, running, namespace)
+    out = kubectl("annotate", "configmap", "cfg", "x=1", "-n", namespace, user="alice", check=False)
     if policy == "deny":
         assert out.returncode != 0
         assert "could not read lock lease" in out.stderr and "lookup_failure_policy=deny" in out.stderr
