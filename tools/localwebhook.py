@@ -38,11 +38,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.fence import Fence
-from lockcore.kube import ENV_PREFIX, LOCKED_LABEL
+from lockcore.fence import PROBE_WARNING, Fence
+from lockcore.kube import ENV_PREFIX, LOCKED_LABEL, PROBE_LABEL, lease_path
 from lockcore.lease import lease_body
 from lockcore.naming import ResourceKey, lease_ref
 from lockcore.profiles import LockProfile, Profile
+from lockcore.resources import request_json_warned
 from lockcore.settings import LockSettings
 from tools.localcluster import REPO_ROOT, free_port
 from webhook.policy import admission_policies
@@ -308,14 +309,29 @@ def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, 
             except ApiException:
                 pass  # a webhook that refuses (e.g. failing lookups under policy deny) still answered
             if running.metric("leasegate_admission_decisions_total") > before:
-                return
+                break
             time.sleep(0.1)
-        raise TimeoutError(f"the API server never called webhook {running.key} for namespace {namespace}")
+        else:
+            raise TimeoutError(f"the API server never called webhook {running.key} for namespace {namespace}")
+        if LockSettings.from_env(running.settings_env).lock_profile.fences:
+            _wait_policies(api, namespace, deadline)
     finally:
         try:  # a webhook that fails every lookup refuses this too: the object then stays, harmless
             core.delete_namespaced_config_map(name, namespace, _preload_content=False)
         except ApiException:
             pass
+
+
+def _wait_policies(api: client.ApiClient, namespace: str, deadline: float) -> None:
+    """Until the reservation policies' bindings select ``namespace`` too (their matcher has its own view)."""
+    probe = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"generateName": "judged-", "labels": {PROBE_LABEL: "none"}}}
+    while time.monotonic() < deadline:
+        _, _, warnings = request_json_warned(api, "POST", lease_path(namespace), body=probe, query={"dryRun": "All"})
+        if any(PROBE_WARNING in w for w in warnings):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the reservation policies never judged namespace {namespace}")
 
 
 def guard(api: client.ApiClient, namespace: str, key: str, **labels: str) -> None:
