@@ -152,11 +152,7 @@ def event_body(write: BlockedWrite, *, name: str, namespace: str, at: datetime, 
     ``default``); ``api_version`` and ``object_uid`` name the involved object.
     """
     stamp = event_time(at)
-    involved: dict[str, Any] = {"apiVersion": api_version, "kind": write.kind, "name": write.name}
-    if write.namespace:
-        involved["namespace"] = write.namespace
-    if object_uid:
-        involved["uid"] = object_uid
+    involved = object_reference(write, api_version=api_version, object_uid=object_uid)
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -220,3 +216,13 @@ def list_blocked_writes(api: client.ApiClient, namespace: str | None = None,
         response = events.list_event_for_all_namespaces(field_selector=selector, _preload_content=False)
     entries = [AuditEntry.from_event(event) for event in json.loads(response.data).get("items") or []]
     return sorted((e for e in entries if not txn or e.write.involves(txn)), key=lambda e: e.time)
+
+
+def object_reference(write: BlockedWrite, *, api_version: str, object_uid: str = "") -> dict[str, Any]:
+    """The written object as an ObjectReference (an Event's involvedObject, a report result's resource)."""
+    ref: dict[str, Any] = {"apiVersion": api_version, "kind": write.kind, "name": write.name}
+    if write.namespace:
+        ref["namespace"] = write.namespace
+    if object_uid:
+        ref["uid"] = object_uid
+    return ref

@@ -37,7 +37,7 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.audit import AuditEntry, BlockedWrite, list_blocked_writes
+from lockcore.audit import AuditEntry, BlockedWrite, list_blocked_writes, object_reference
 from lockcore.kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE, format_time
 from lockcore.lease import parse_time
 from lockcore.naming import ResourceKey
@@ -93,11 +93,7 @@ def report_path(namespace: str, name: str = REPORT_NAME) -> str:
 
 def report_result(write: BlockedWrite, tally: Tally, *, api_version: str, object_uid: str = "") -> dict[str, Any]:
     """``write`` seen ``tally.count`` times as one OpenReports result."""
-    resource: dict[str, str] = {"apiVersion": api_version, "kind": write.kind, "name": write.name}
-    if write.namespace:
-        resource["namespace"] = write.namespace
-    if object_uid:
-        resource["uid"] = object_uid
+    resource = object_reference(write, api_version=api_version, object_uid=object_uid)
     return {
         "source": SOURCE,
         "policy": write.lease or write.holder,
