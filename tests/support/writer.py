@@ -2,7 +2,8 @@
 
 ``python -m tests.support.writer KUBECONFIG NAMESPACE`` reads one command a
 line from stdin (``patch NAME``, ``create NAME`` or ``delete NAME``, on
-ConfigMaps) and answers each with the HTTP status of that write on stdout.
+ConfigMaps; ``create-clusterrole NAME [LABEL]``, ``delete-clusterrole NAME``,
+``create-namespace NAME [LABEL]``) and answers each with the HTTP status of that write on stdout.
 The fence tests use it so that "right after acquire returns" means another
 process and another connection, as it would for a real second user.
 """
@@ -21,9 +22,18 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 
-def _write(core: client.CoreV1Api, namespace: str, verb: str, name: str) -> int:
+def _write(api: client.ApiClient, namespace: str, verb: str, name: str, label: str = "") -> int:
+    core = client.CoreV1Api(api)
+    labels = dict([label.split("=", 1)]) if label else {}
     try:
-        if verb == "patch":
+        if verb == "create-clusterrole":
+            client.RbacAuthorizationV1Api(api).create_cluster_role(
+                {"metadata": {"name": name, "labels": labels}, "rules": []}, _preload_content=False)
+        elif verb == "delete-clusterrole":
+            client.RbacAuthorizationV1Api(api).delete_cluster_role(name, _preload_content=False)
+        elif verb == "create-namespace":
+            core.create_namespace({"metadata": {"name": name, "labels": labels}}, _preload_content=False)
+        elif verb == "patch":
             core.patch_namespaced_config_map(name, namespace, {"data": {"at": str(time.time())}},
                                              _preload_content=False)
         elif verb == "create":
@@ -36,10 +46,9 @@ def _write(core: client.CoreV1Api, namespace: str, verb: str, name: str) -> int:
 
 
 def main(kubeconfig: str, namespace: str) -> None:
-    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    api = config.new_client_from_config(config_file=kubeconfig)
     for line in sys.stdin:
-        verb, name = line.split()
-        print(_write(core, namespace, verb, name), flush=True)
+        print(_write(api, namespace, *line.split()), flush=True)
 
 
 class Writer:
@@ -48,8 +57,9 @@ class Writer:
     def __init__(self, stdin: IO[str], stdout: IO[str]) -> None:
         self._stdin, self._stdout = stdin, stdout
 
-    def write(self, verb: str, name: str) -> int:
-        self._stdin.write(f"{verb} {name}\n")
+    def write(self, verb: str, name: str, label: str = "") -> int:
+        """``label`` (``key=value``) goes on a cluster-scoped object created."""
+        self._stdin.write(f"{verb} {name} {label}\n")
         self._stdin.flush()
         return int(self._stdout.readline())
 
