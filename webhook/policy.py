@@ -187,6 +187,11 @@ def reservation_bindings(policy: str, *, lock_namespace: str, txn_label: str, mo
         _binding(f"{policy}.cluster", policy, VALIDATION_ACTIONS[mode], {**params, "namespace": lock_namespace},
                  {"objectSelector": dict(cluster_object_selector or {}),
                   "resourceRules": _create_rules(resources, "Cluster")}),
+        # Probes are refused whatever the mode (warn and dryrun would only warn or audit them):
+        # acquire must see whether the policy has the Lease. Only probes: no Lease is a lock's target.
+        _binding(f"{policy}.probe", policy, ["Deny"], params,
+                 {"namespaceSelector": selector, "resourceRules": [_rule([LEASE_GROUP], ["leases"], ["CREATE"],
+                                                                         "Namespaced")]}),
     ]
     for stricter in _STRICTNESS[_STRICTNESS.index(mode) + 1:] if namespace_mode_label else ():
         labelled = {**selector, "matchExpressions": [*(selector.get("matchExpressions") or []),
