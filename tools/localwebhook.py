@@ -46,7 +46,7 @@ from lockcore.profiles import LockProfile, Profile
 from lockcore.resources import request_json_warned
 from lockcore.settings import LockSettings
 from tools.localcluster import REPO_ROOT, free_port
-from webhook.policy import admission_policies
+from webhook.policy import admission_policies, keepalive_policies
 from webhook.registration import webhook_configuration
 
 SELECT_LABEL = "leasegate.test/webhook"
@@ -251,9 +251,25 @@ def test_policies(name: str, running: RunningWebhook) -> list[dict[str, Any]]:
         namespace_mode_label=running.settings_env.get(ENV_PREFIX + "NAMESPACE_MODE_LABEL", "leasegate.io/enforcement"))
 
 
+KEEPALIVE = "leasegate-test-lease-params-keepalive"
+
+
 def install_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]) -> None:
-    """Create (or replace) ValidatingAdmissionPolicies and their bindings."""
+    """Create (or replace) ValidatingAdmissionPolicies and their bindings.
+
+    First the keepalive (``webhook.policy.keepalive_policies``), created once and never
+    deleted: replacing the last binding of the Lease paramKind would freeze the API
+    server's Lease informer for the rest of the session.
+    """
     admission = client.AdmissionregistrationV1Api(api)
+    for keep in keepalive_policies(KEEPALIVE):
+        create = (admission.create_validating_admission_policy if keep["kind"] == "ValidatingAdmissionPolicy"
+                  else admission.create_validating_admission_policy_binding)
+        try:
+            create(as_body(keep), _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
     for obj in objects:
         name = obj["metadata"]["name"]
         if obj["kind"] == "ValidatingAdmissionPolicy":

@@ -216,6 +216,27 @@ def probe_policy(name: str) -> dict[str, Any]:
             "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}, "spec": spec}
 
 
+def keepalive_policies(name: str) -> list[dict[str, Any]]:
+    """A policy and binding that name the Lease paramKind and judge nothing, never deleted.
+
+    kube-apiserver (1.35, kubernetes#130887) tears down its informer for a
+    built-in paramKind for good as soon as no binding names that paramKind,
+    and later policies then read a frozen copy of the Leases: reinstalling the
+    chart (or replacing its bindings) would leave reservations stale until the
+    API server restarts. While this binding exists the informer lives. The
+    chart keeps it on uninstall (``helm.sh/resource-policy: keep``).
+    """
+    never = {"matchLabels": {"leasegate.io/never": "matches"}}
+    spec = {"failurePolicy": "Ignore", "paramKind": {"apiVersion": LEASE_API_VERSION, "kind": "Lease"},
+            "matchConstraints": {"resourceRules": [_rule([LEASE_GROUP], ["leases"], ["CREATE"], "Namespaced")]},
+            "validations": [{"expression": "true"}]}
+    policy = {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicy",
+              "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}}, "spec": spec}
+    binding = _binding(name, name, ["Audit"], {"selector": never, "parameterNotFoundAction": "Allow"},
+                       {"namespaceSelector": never, "objectSelector": never})
+    return [policy, binding]
+
+
 def admission_policies(name: str, *, lock_namespace: str, txn_label: str, txn_annotation: str = "leasegate.io/transaction",
                        mode: str = "deny", resources: Sequence[Mapping[str, Sequence[str]]] = ALL_RESOURCES,
                        namespace_selector: Mapping[str, Any] | None = None,

@@ -59,7 +59,7 @@ from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.profiles import LockProfile, Profile
 from webhook import cel
 from webhook.kube import KubeHttp
-from webhook.policy import ALL_RESOURCES, probe_policy, reservation_policy, scale_rules
+from webhook.policy import ALL_RESOURCES, keepalive_policies, probe_policy, reservation_policy, scale_rules
 
 log = logging.getLogger("leasegate.registration")
 WEBHOOK_NAME = "locks.leasegate.io"
@@ -259,6 +259,7 @@ def chart_file() -> dict[str, Any]:
         "policy": {k: policy[k] for k in ("variables", "validations")},
         "excludeResourceRules": policy["matchConstraints"]["excludeResourceRules"],
         "probePolicy": probe_policy("x")["spec"],
+        "keepalive": {o["kind"]: o["spec"] for o in keepalive_policies("x")},
     }
 
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from lockcore.profiles import LockProfile, Profile
 from lockcore.settings import LockSettings
 from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
-from webhook.policy import ALL_RESOURCES, admission_policies
+from webhook.policy import ALL_RESOURCES, admission_policies, keepalive_policies
 from webhook.registration import DEFAULT_RESOURCES, chart_file, skip_identities, webhook_configuration
 from webhook.settings import EnforcementMode, WebhookSettings
 
@@ -244,6 +244,7 @@ def test_chart_renders_the_registration_the_tests_use(overlay: str) -> None:
         mode=settings.mode.value, resources=resources or ALL_RESOURCES, namespace_selector=lease_selector,
         cluster_object_selector={}, namespace_mode_label=settings.namespace_mode_label, match_conditions=exempt)
     strip = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in rendered]
+    policies += keepalive_policies(f"keepalive.reservations.{vwc['metadata']['name']}")
     want = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in policies] if fences else []
     assert sorted(strip, key=lambda d: d["metadata"]["name"]) == sorted(want, key=lambda d: d["metadata"]["name"])
 
