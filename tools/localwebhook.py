@@ -235,7 +235,7 @@ def register_webhook(api: client.ApiClient, running: RunningWebhook, *, failure_
     admission.create_validating_webhook_configuration(as_body(body), _preload_content=False)
     if LockProfile.of(profile).fences:
         install_policies(api, test_policies(name, running))
-    _wait_called(api, running)
+    _wait_called(api, running, policies=LockProfile.of(profile).fences)
     return name
 
 
@@ -296,16 +296,17 @@ def _delete_quietly(delete: Callable[..., Any], name: str) -> None:
             raise
 
 
-def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float = 30) -> None:
+def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float = 30, *, policies: bool) -> None:
     """Until the API server calls the webhook for a guarded namespace (a new one, made for this)."""
     core = client.CoreV1Api(api)
     namespace = f"probe-{running.key}-{uuid.uuid4().hex[:6]}"[:63]
     core.create_namespace(as_body({"metadata": {"name": namespace, "labels": {SELECT_LABEL: running.key}}}),
                           _preload_content=False)
-    wait_judged(api, running, namespace, timeout=timeout)
+    wait_judged(api, running, namespace, timeout=timeout, policies=policies)
 
 
-def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, timeout: float = 30) -> None:
+def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, timeout: float = 30,
+                policies: bool | None = None) -> None:
     """Dry-run updates of a marked object in ``namespace`` until the webhook's decision counter moves.
 
     The API server matches namespaceSelectors against its informer's copy of
@@ -329,7 +330,7 @@ def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, 
             time.sleep(0.1)
         else:
             raise TimeoutError(f"the API server never called webhook {running.key} for namespace {namespace}")
-        if LockSettings.from_env(running.settings_env).lock_profile.fences:
+        if LockSettings.from_env(running.settings_env).lock_profile.fences if policies is None else policies:
             _wait_policies(api, namespace, deadline)
     finally:
         try:  # a webhook that fails every lookup refuses this too: the object then stays, harmless
