@@ -263,13 +263,8 @@ def install_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any]]
     """
     admission = client.AdmissionregistrationV1Api(api)
     for keep in keepalive_policies(KEEPALIVE):
-        create = (admission.create_validating_admission_policy if keep["kind"] == "ValidatingAdmissionPolicy"
-                  else admission.create_validating_admission_policy_binding)
-        try:
-            create(as_body(keep), _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        create_if_absent(admission.create_validating_admission_policy if keep["kind"] == "ValidatingAdmissionPolicy"
+                         else admission.create_validating_admission_policy_binding, keep)
     for obj in objects:
         name = obj["metadata"]["name"]
         if obj["kind"] == "ValidatingAdmissionPolicy":
@@ -286,6 +281,15 @@ def uninstall_policies(api: client.ApiClient, objects: Sequence[Mapping[str, Any
         delete = (admission.delete_validating_admission_policy if obj["kind"] == "ValidatingAdmissionPolicy"
                   else admission.delete_validating_admission_policy_binding)
         _delete_quietly(delete, obj["metadata"]["name"])
+
+
+def create_if_absent(create: Callable[..., Any], body: Mapping[str, Any]) -> None:
+    """Create ``body`` with the client method ``create``; one that exists already is left as it is."""
+    try:
+        create(as_body(dict(body)), _preload_content=False)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 def _delete_quietly(delete: Callable[..., Any], name: str) -> None:
@@ -429,12 +433,7 @@ def install_report_crds(api: client.ApiClient, timeout: float = 30) -> None:
     """Create the chart's vendored OpenReports CRDs unless present (as the chart does), and wait until served."""
     extensions = client.ApiextensionsV1Api(api)
     for path in sorted(REPORT_CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        try:
-            extensions.create_custom_resource_definition(as_body(crd), _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        create_if_absent(extensions.create_custom_resource_definition, yaml.safe_load(path.read_text()))
     objects = client.CustomObjectsApi(api)
 
     def served() -> bool:

@@ -40,7 +40,7 @@ from kubernetes.client.exceptions import ApiException
 
 from lockcore.lease import format_micro_time
 from tools.localcluster import LocalCluster
-from tools.localwebhook import as_body
+from tools.localwebhook import as_body, create_if_absent
 
 GROUP, VERSION, PLURAL = "tx.janus.io", "v1alpha1", "transactions"
 # controller-runtime's default user agent for a binary named "manager" (janus's image builds
@@ -74,12 +74,7 @@ TRANSACTION_CRD: dict[str, Any] = {
 
 def install_transaction_crd(admin: client.ApiClient, timeout: float = 30) -> None:
     """Create our minimal Transaction CRD (once) and wait until it is served."""
-    extensions = client.ApiextensionsV1Api(admin)
-    try:
-        extensions.create_custom_resource_definition(as_body(TRANSACTION_CRD), _preload_content=False)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    create_if_absent(client.ApiextensionsV1Api(admin).create_custom_resource_definition, TRANSACTION_CRD)
     custom = client.CustomObjectsApi(admin)
     deadline = time.monotonic() + timeout
     while True:
