@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lockcore.profiles import LockProfile, Profile
-from lockcore.settings import LockSettings, SettingsError, env_overrides
-from webhook.settings import EnforcementMode, WebhookSettings
+from lockcore.settings import LockSettings, SettingsError, Variable, env_overrides, variable, variables
+
+
+class Mode(str, enum.Enum):
+    DENY = "deny"
+    WARN = "warn"
+    DRYRUN = "dryrun"
 
 
 @dataclass(frozen=True)
@@ -21,16 +27,30 @@ class _Every:
     count: int = 0
     seconds: float = 0.0
     names: tuple[str, ...] = ()
-    mode: EnforcementMode = EnforcementMode.DENY
+    mode: Mode = Mode.DENY
     text: str = ""
     nested: LockSettings = LockSettings()
+
+
+@dataclass(frozen=True)
+class _Renamed:
+    """A section whose field declares its (historical) variable."""
+
+    enabled: bool = field(default=True, metadata={"env": "EVENTS"})
+
+
+@dataclass(frozen=True)
+class _Composed:
+    events: _Renamed = field(default_factory=_Renamed)
+    lock: LockSettings = field(default_factory=lambda: LockSettings(lock_namespace="locks"))
+    text: str = ""
 
 
 CONVERSIONS = [
     ("FLAG", "true", "flag", True), ("FLAG", " Off ", "flag", False), ("FLAG", "1", "flag", True),
     ("COUNT", "42", "count", 42), ("SECONDS", "2.5", "seconds", 2.5),
     ("NAMES", "a, b,,c ", "names", ("a", "b", "c")), ("NAMES", "", "names", ()),
-    ("MODE", "WARN", "mode", EnforcementMode.WARN), ("TEXT", " kept as is ", "text", " kept as is "),
+    ("MODE", "WARN", "mode", Mode.WARN), ("TEXT", " kept as is ", "text", " kept as is "),
 ]
 
 
@@ -70,8 +90,34 @@ def test_from_env_and_overrides() -> None:
     assert (settings.lock_namespace, settings.profile) == ("locks", Profile.JANUS)
     assert settings.lock_profile == LockProfile.of(Profile.JANUS) and not settings.lock_profile.fences
     assert settings.with_overrides(lock_namespace=None, clock_skew_seconds=5).clock_skew_seconds == 5
-    webhook = WebhookSettings.from_env({"LEASEGATE_MODE": "dryrun", "LEASEGATE_LOCK_NAMESPACE": "locks"})
-    assert webhook.lock.lock_namespace == "locks" and webhook.enforcement.mode is EnforcementMode.DRYRUN
+
+
+def test_sections_are_read_by_recursion_over_their_defaults() -> None:
+    assert env_overrides(_Composed, {}) == {}
+    assert env_overrides(_Composed, {"LEASEGATE_EVENTS": "false", "LEASEGATE_PROFILE": "janus"}) == {
+        "events": _Renamed(enabled=False), "lock": LockSettings(lock_namespace="locks", profile=Profile.JANUS)}
+    assert env_overrides(_Composed, {"LEASEGATE_ENABLED": "false"}) == {}  # the field's name is not its variable
+    with pytest.raises(SettingsError, match="lock_namespace"):
+        env_overrides(_Composed, {"LEASEGATE_LOCK_NAMESPACE": "Bad_Name"})  # the section's own check
+
+
+def test_variables_list_every_field_of_every_section() -> None:
+    listed = variables(_Composed)
+    assert [v.name for v in listed] == ["LEASEGATE_EVENTS", "LEASEGATE_LOCK_NAMESPACE", "LEASEGATE_TXN_ANNOTATION",
+                                        "LEASEGATE_PROFILE", "LEASEGATE_CLOCK_SKEW_SECONDS", "LEASEGATE_TEXT"]
+    assert listed[0] == Variable("LEASEGATE_EVENTS", ("events", "enabled"), bool, True)
+    assert listed[0].read(_Composed()) is True and listed[1].read(_Composed()) == "locks"
+    assert variable(_Renamed, "enabled") == "LEASEGATE_EVENTS"
+
+
+def test_a_variable_claimed_twice_is_a_programming_error() -> None:
+    @dataclass(frozen=True)
+    class Twice:
+        events: _Renamed = field(default_factory=_Renamed)
+        also: bool = field(default=False, metadata={"env": "EVENTS"})
+
+    with pytest.raises(TypeError, match="claimed twice"):
+        variables(Twice)
 
 
 @given(st.text(max_size=20))
