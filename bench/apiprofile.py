@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from bench.kube import admin_client, ensure_namespace, raw_call
+from bench.apiserver import admin_client, ensure_namespace, raw_call
 from bench.reviews import configmap
 from bench.servers import chart_settings, start_leasegate
 from tools.localcluster import BIN_DIR, REPO_ROOT, LocalCluster, running

@@ -52,15 +52,16 @@ def allow_all_app(*, count: bool = False) -> Flask:
 def main() -> int:
     from webhook.certs import generate
     from webhook.logs import log_config
-    from webhook.serve import gunicorn_options, parse_settings, run_gunicorn
+    from webhook.serve import gunicorn_options, hooks_from_settings, parse_settings, run_gunicorn
 
     settings = parse_settings([])
-    logging.config.dictConfig(log_config(settings.log_level))
+    serving = settings.serving
+    logging.config.dictConfig(log_config(serving.log_level))
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-baseline-metrics-"))
-    paths = generate(Path(settings.cert_dir), settings.service_name, settings.service_namespace)
-    options = gunicorn_options(settings, str(paths.cert_file), str(paths.key_file), None)
+    paths = generate(Path(serving.cert_dir), serving.service_name, serving.service_namespace)
+    options = gunicorn_options(serving, str(paths.cert_file), str(paths.key_file), hooks_from_settings(settings, None))
     options["proc_name"] = "leasegate-baseline"
-    run_gunicorn(settings, options, lambda: allow_all_app(count=os.environ.get("BENCH_BASELINE_COUNT") == "1"))
+    run_gunicorn(serving, options, lambda: allow_all_app(count=os.environ.get("BENCH_BASELINE_COUNT") == "1"))
     return 0
 
 

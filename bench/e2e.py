@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.kube import raw_call
+from bench.apiserver import raw_call
 from bench.reviews import configmap, deployment
 from bench.stats import ratio, summarize
 from lockcore.manager import LeaseManager
@@ -115,7 +115,7 @@ def _block(api: client.ApiClient, targets: list[tuple[str, str]], writes: int, s
 def run(api: client.ApiClient, running: RunningWebhook, *, writes_per_block: int,
         baseline: RunningWebhook | None = None) -> dict[str, Any]:
     """Alternate blocks (off, leasegate, baseline) x 2; returns summaries and what each adds."""
-    from bench.kube import ensure_namespace
+    from bench.apiserver import ensure_namespace
 
     ensure_namespace(api, NAMESPACE)
     targets = _objects(api)

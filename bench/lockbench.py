@@ -1,7 +1,7 @@
 """lockcore against the real apiserver: API calls per operation, and cycles per second.
 
 Calls are counted on the real HTTP requests the client sends
-(:class:`bench.kube.CountingPool`), for :class:`lockcore.manager.LeaseManager`
+(:class:`bench.apiserver.CountingPool`), for :class:`lockcore.manager.LeaseManager`
 and for the reference algorithm (:class:`bench.reference.ReferenceLeaseManager`)
 side by side, in these scenarios:
 
@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.kube import CountingPool, admin_client, ensure_namespace, raw_call
+from bench.apiserver import CountingPool, admin_client, ensure_namespace, raw_call
 from bench.reference import ReferenceLeaseManager
 from lockcore.errors import AlreadyLockedError
 from lockcore.lease import lease_body, utcnow

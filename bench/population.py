@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.kube import create_all, ensure_namespace
+from bench.apiserver import create_all, ensure_namespace
 from lockcore.lease import lease_body, utcnow
 from lockcore.naming import ResourceKey, lease_ref
 from lockcore.settings import LockSettings

@@ -24,7 +24,7 @@ from typing import Any
 # (area, regex on "function (file:line)") in priority order: the first match on
 # the stack from the leaf up names the area a sample is charged to.
 AREAS: tuple[tuple[str, str], ...] = (
-    ("leasegate lookup (lease source)", r"webhook/leases\.py|webhook/kube\.py"),
+    ("leasegate lookup (lease source)", r"webhook/leases\.py|webhook/apiserver\.py"),
     ("prometheus metrics", r"prometheus_client"),
     ("logging/audit", r"/logging/|webhook/audit\.py|webhook/logs\.py"),
     ("urllib3/http client", r"urllib3|http/client\.py"),

@@ -34,7 +34,7 @@ from typing import Any
 
 from kubernetes import client
 
-from bench.kube import ensure_namespace, raw_call
+from bench.apiserver import ensure_namespace, raw_call
 from lockcore.fence import Fence
 from lockcore.lease import lease_body, utcnow
 from lockcore.naming import ResourceKey, lease_ref

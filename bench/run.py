@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpu, e2e, lockbench, population, profile, reviews, wrkrun
-from bench.kube import admin_client
+from bench.apiserver import admin_client
 from bench.servers import (
     chart_settings,
     start_baseline,

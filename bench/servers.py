@@ -28,7 +28,8 @@ _POD_ONLY = {"BIND_ADDRESS", "PORT", "HEALTH_PORT", "TLS_CERT_FILE", "TLS_KEY_FI
 
 
 def chart_settings(chart: Path = CHART) -> dict[str, str]:
-    """The webhook settings the chart's default values render, as WebhookSettings field names."""
+    """The webhook settings the chart's default values render, named as their variables without ``LEASEGATE_``
+    in lower case (what :func:`tools.localwebhook.start_webhook` takes)."""
     rendered = subprocess.run([str(BIN_DIR / "helm"), "template", "bench", str(chart)],
                               capture_output=True, text=True, check=True).stdout
     for doc in yaml.safe_load_all(rendered):

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.kube import admin_client
+from bench.apiserver import admin_client
 from bench.reviews import create_objects, review
 from bench.servers import chart_settings, start_baseline, start_leasegate
 from bench.stats import percentile

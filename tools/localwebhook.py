@@ -164,7 +164,10 @@ def minor_page_faults(pid: int) -> int:
 def start_webhook(workdir: Path, kubeconfig: Path | None, key: str, *,
                   command: Sequence[str] = (), extra_env: Mapping[str, str] | None = None,
                   **settings: Any) -> RunningWebhook:
-    """Start ``leasegate-webhook`` with ``settings`` (WebhookSettings field names) and wait until ready.
+    """Start ``leasegate-webhook`` with ``settings`` and wait until ready.
+
+    ``settings`` are named as their ``LEASEGATE_*`` variables without the prefix, in lower case
+    (``event_window_seconds=60`` is ``LEASEGATE_EVENT_WINDOW_SECONDS=60``; ``leasegate-webhook --help``).
 
     ``command`` replaces the program (the benchmark's allow-everything server
     runs with the same settings); ``extra_env`` is added to its environment.

@@ -1,16 +1,16 @@
-"""A thin JSON-over-HTTP client for the few API calls on the webhook's hot path.
+"""The webhook's client of the API server: thin JSON over HTTP for the few calls on its hot path.
 
 The official client's generated methods validate every argument and build
 model objects; on an admission request that costs more than the lock decision
-itself. :class:`KubeHttp` reuses the official client's configuration (auth,
+itself. :class:`ApiServer` reuses the official client's configuration (auth,
 TLS, in-cluster or kubeconfig loading) and its urllib3 pool, but sends plain
 requests and decodes plain JSON. Off the hot path (Events) the official
 client is used as usual.
 
 Example::
 
-    kube = KubeHttp.from_settings(WebhookSettings())
-    status, body = kube.get_json("/apis/coordination.k8s.io/v1/namespaces/shop/leases/x", timeout=2)
+    api = ApiServer.connect(kubeconfig="")   # in a Pod: its service account
+    status, body = api.get_json("/apis/coordination.k8s.io/v1/namespaces/shop/leases/x", timeout=2)
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import urllib3
 from kubernetes import client
 
 from lockcore.connect import api_client_from
-from webhook.settings import WebhookSettings
 
 
 @dataclass(frozen=True)
-class KubeError(Exception):
+class ApiServerError(Exception):
     """An API call failed without an HTTP answer, or with an unexpected one."""
 
     path: str
@@ -40,18 +39,18 @@ class KubeError(Exception):
         return f"{self.path}: {code}: {self.detail}"
 
 
-def api_client(settings: WebhookSettings) -> client.ApiClient:
+def api_client(kubeconfig: str = "") -> client.ApiClient:
     """An official ApiClient: in-cluster when running in a Pod, else the kubeconfig.
 
-    ``settings.kubeconfig`` (or ``KUBECONFIG``) wins over in-cluster config so a
+    ``kubeconfig`` (or ``KUBECONFIG``) wins over in-cluster config so a
     webhook run outside the cluster (tests, development) is explicit. The
     choice is :func:`lockcore.connect.api_client_from`'s, the one lockcore and
     its CLI make, asked to prefer the pod's service account.
     """
-    return api_client_from(settings.kubeconfig or None, in_cluster_first=True)
+    return api_client_from(kubeconfig or None, in_cluster_first=True)
 
 
-class KubeHttp:
+class ApiServer:
     """GET JSON and stream watch lines using an ApiClient's connection pool and auth."""
 
     def __init__(self, api: client.ApiClient) -> None:
@@ -61,8 +60,9 @@ class KubeHttp:
         self._pool: urllib3.PoolManager = api.rest_client.pool_manager
 
     @classmethod
-    def from_settings(cls, settings: WebhookSettings) -> KubeHttp:
-        return cls(api_client(settings))
+    def connect(cls, kubeconfig: str = "") -> ApiServer:
+        """A client configured as :func:`api_client` says (``kubeconfig``, else in-cluster)."""
+        return cls(api_client(kubeconfig))
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "leasegate-webhook"}
@@ -72,13 +72,13 @@ class KubeHttp:
         return headers
 
     def get_json(self, path: str, *, timeout: float, query: dict[str, str] | None = None) -> tuple[int, Any]:
-        """GET ``path``; returns (status, decoded body). Raises KubeError without an answer."""
+        """GET ``path``; returns (status, decoded body). Raises ApiServerError without an answer."""
         return self.request_json("GET", path, timeout=timeout, query=query)
 
     def request_json(self, method: str, path: str, *, timeout: float, body: Any = None,
                      query: dict[str, str] | None = None,
                      content_type: str = "application/json") -> tuple[int, Any]:
-        """Send ``body`` as JSON; returns (status, decoded body). Raises KubeError without an answer."""
+        """Send ``body`` as JSON; returns (status, decoded body). Raises ApiServerError without an answer."""
         url = self._host + path + (("?" + urlencode(query)) if query else "")
         headers = self._headers()
         payload = None
@@ -89,7 +89,7 @@ class KubeHttp:
         try:
             return resp.status, json.loads(resp.data) if resp.data else None
         except ValueError as exc:
-            raise KubeError(path, resp.status, "response is not JSON") from exc
+            raise ApiServerError(path, resp.status, "response is not JSON") from exc
 
     def status(self, path: str, *, timeout: float) -> int:
         """GET ``path`` and return only the HTTP status (probes such as ``/readyz``)."""
@@ -104,15 +104,15 @@ class KubeHttp:
         if resp.status != 200:
             body = resp.data[:300].decode(errors="replace")
             resp.release_conn()
-            raise KubeError(path, resp.status, body)
+            raise ApiServerError(path, resp.status, body)
         return resp
 
     def _send(self, method: str, path: str, url: str, **request: Any) -> urllib3.BaseHTTPResponse:
-        """One request on the pool, never retried; no answer at all is a KubeError."""
+        """One request on the pool, never retried; no answer at all is a ApiServerError."""
         try:
             return self._pool.request(method, url, retries=False, **request)
         except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(path, None, str(exc) or exc.__class__.__name__) from exc
+            raise ApiServerError(path, None, str(exc) or exc.__class__.__name__) from exc
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]

@@ -16,7 +16,7 @@ The app receives the decision (:class:`Judge`: lookups, then the pure
 
 Example::
 
-    app = create_app(settings, ConsistentLeaseSource(kube, settings.lookups))
+    app = create_app(settings, ConsistentLeaseSource(api, settings.lookups, settings.lock.lock_profile))
     app.test_client().post("/validate", data=review_bytes, content_type="application/json")
 """
 
@@ -34,9 +34,9 @@ from flask import Flask, Response, request
 from lockcore.lease import utcnow
 from lockcore.naming import LeaseRef
 from webhook import metrics
+from webhook.apiserver import ApiServer
 from webhook.audit import EventRecorder, audit_annotations, log_decision
 from webhook.decision import decide, holder_for, lease_for, lease_target, strictest, trusts_cache
-from webhook.kube import KubeHttp
 from webhook.leases import LeaseSource, make_lease_source
 from webhook.ledger import Ledger
 from webhook.namespaces import NamespaceModes
@@ -130,13 +130,17 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                ledger: Ledger | None = None, namespace_modes: NamespaceModes | None = None,
                holders: HolderSource | None = None,
                clock: Callable[[], datetime] = utcnow) -> Flask:
-    """The WSGI app answering AdmissionReviews on ``POST /validate``."""
+    """The WSGI app answering AdmissionReviews on ``POST /validate``.
+
+    Of ``settings`` it reads the policy and the enforcement (the :class:`Judge`'s)
+    and serving's ``max_body_bytes``; the collaborators come built.
+    """
     app = Flask("leasegate-webhook")
     judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, holders=holders,
                   clock=clock)
     app.extensions["leasegate.judge"] = judge
     app.extensions["leasegate.ledger"] = ledger
-    max_body = settings.max_body_bytes
+    max_body = settings.serving.max_body_bytes
 
     @app.post("/validate")
     def validate() -> Response:
@@ -208,20 +212,21 @@ def _judge_safely(judge: Judge, req: AdmissionRequest) -> Verdict:
 
 
 def create_app_from_settings(settings: WebhookSettings) -> Flask:
-    """Wire the real lease source, Event recorder, ledger and namespace modes (what gunicorn loads)."""
-    kube = KubeHttp.from_settings(settings)
-    leases = make_lease_source(settings.lookups, kube, on_staleness=metrics.CACHE_STALENESS.set,
+    """Wire the real lease source, Event recorder, ledger and namespace modes (what gunicorn loads).
+
+    Each collaborator gets its own section and an API client built from ``settings.kubeconfig``.
+    """
+    def connect() -> ApiServer:
+        return ApiServer.connect(settings.kubeconfig)
+
+    api, profile, lookups = connect(), settings.lock.lock_profile, settings.lookups
+    leases = make_lease_source(lookups, profile, api, on_staleness=metrics.CACHE_STALENESS.set,
                                on_fallback=metrics.CACHE_FALLBACKS.inc)
-    events = None
-    if settings.events:
-        events = EventRecorder(lambda: KubeHttp.from_settings(settings),
-                               window_seconds=settings.event_window_seconds,
-                               on_outcome=lambda outcome: metrics.EVENTS.labels(outcome).inc())
-    ledger = None
-    if settings.ledger.enabled:
-        ledger = Ledger(lambda: KubeHttp.from_settings(settings), settings.ledger,
-                        on_outcome=lambda outcome, n: metrics.LEDGER.labels(outcome).inc(n))
-    modes = NamespaceModes(kube, settings.namespace_mode_label, timeout=settings.lookup_timeout_seconds) \
-        if settings.namespace_mode_label else None
+    events = EventRecorder(connect, settings.events, on_outcome=lambda outcome: metrics.EVENTS.labels(outcome).inc()) \
+        if settings.events.enabled else None
+    ledger = Ledger(connect, settings.ledger, on_outcome=lambda outcome, n: metrics.LEDGER.labels(outcome).inc(n)) \
+        if settings.ledger.enabled else None
+    label = settings.enforcement.namespace_mode_label
+    modes = NamespaceModes(api, label, timeout=lookups.lookup_timeout_seconds) if label else None
     return create_app(settings, leases, events=events, ledger=ledger, namespace_modes=modes,
-                      holders=make_holder_source(settings.lookups, kube))
+                      holders=make_holder_source(lookups, profile, api))

@@ -12,14 +12,14 @@ contains an object body, each a view of one record
   name and aggregation key are :mod:`lockcore.audit`'s (``lockcore audit``
   parses it with the same module); this module only queues it and writes it
   from a background thread, aggregated per object + user + holder within
-  ``event_window_seconds`` across workers and replicas, and never for dryRun
-  requests;
+  the events section's window (:class:`~webhook.settings.EventSettings`)
+  across workers and replicas, and never for dryRun requests;
 * a result in the OpenReports ledger (:class:`webhook.ledger.Ledger`), which
   outlives Events.
 
 Example::
 
-    recorder = EventRecorder(lambda: KubeHttp.from_settings(settings), window_seconds=60)
+    recorder = EventRecorder(lambda: ApiServer.connect(settings.kubeconfig), settings.events)
     recorder.record(request, verdict)      # returns at once; the Event is written later
 """
 
@@ -36,9 +36,10 @@ from datetime import datetime
 from lockcore.audit import BlockedWrite, event_body, event_key, event_name, event_namespace, event_time
 from lockcore.kube import events_path
 from lockcore.lease import utcnow
-from webhook.kube import KubeError, KubeHttp
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.outcome import Verdict
 from webhook.review import AdmissionRequest
+from webhook.settings import EventSettings
 
 audit_log = logging.getLogger("leasegate.audit")
 log = logging.getLogger("leasegate.events")
@@ -99,7 +100,7 @@ class EventRecorder:
 
     :meth:`record` never blocks and never raises: it drops the Event (and
     counts it) if the queue is full. One Event exists per object + user +
-    holder + mode per window of ``window_seconds`` of wall-clock time, across
+    holder + mode per window of ``settings.window_seconds`` of wall-clock time, across
     every worker and replica: its name is derived from those fields and the
     window, so whoever writes first creates it (409 for the others), and every
     writer adds its further occurrences to ``count`` with a read and a write
@@ -109,21 +110,21 @@ class EventRecorder:
 
     def __init__(
         self,
-        kube_factory: Callable[[], KubeHttp],
+        connect: Callable[[], ApiServer],
+        settings: EventSettings,
         *,
-        window_seconds: float = 60.0,
         flush_seconds: float = 2.0,
         max_queue: int = 1000,
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
-        self._kube_factory = kube_factory
-        self._window = window_seconds
+        self._connect = connect
+        self._window = settings.window_seconds
         self._flush = flush_seconds
         self._queue: queue.Queue[_Blocked] = queue.Queue(maxsize=max_queue)
         self._aggregates: dict[tuple[str | int, ...], _Aggregate] = {}
         self._on_outcome = on_outcome or (lambda outcome: None)
         self._thread: threading.Thread | None = None
-        self._kube: KubeHttp | None = None
+        self._api: ApiServer | None = None
         self._lock = threading.Lock()
 
     def record(self, request: AdmissionRequest, verdict: Verdict) -> None:
@@ -154,8 +155,8 @@ class EventRecorder:
         self._flush_pending()
 
     def _run(self) -> None:
-        kube = self._kube_factory()
-        self._kube = kube
+        api = self._connect()
+        self._api = api
         last_flush = time.monotonic()
         while True:
             try:
@@ -164,7 +165,7 @@ class EventRecorder:
                 item = None
             if item is not None:
                 try:
-                    self._handle(kube, item)
+                    self._handle(api, item)
                 except Exception as exc:  # noqa: BLE001 - an Event must never take the worker down
                     self._on_outcome("failed")
                     log.warning("could not write WriteBlocked event: %s", exc)
@@ -174,7 +175,7 @@ class EventRecorder:
                 self._flush_pending()
                 last_flush = time.monotonic()
 
-    def _handle(self, kube: KubeHttp, item: _Blocked) -> None:
+    def _handle(self, api: ApiServer, item: _Blocked) -> None:
         rec = item.record
         bucket = int(item.at.timestamp() // self._window)
         key = event_key(rec, bucket)
@@ -189,7 +190,7 @@ class EventRecorder:
             for stale in [k for k, a in self._aggregates.items() if a.bucket < bucket and not a.pending]:
                 del self._aggregates[stale]
         namespace, name = event_namespace(rec), event_name(rec, bucket)
-        status, body = kube.request_json("POST", events_path(namespace), timeout=10,
+        status, body = api.request_json("POST", events_path(namespace), timeout=10,
                                          body=event_body(rec, name=name, namespace=namespace, at=item.at,
                                                          api_version=item.api_version,
                                                          object_uid=item.object_uid))
@@ -199,13 +200,13 @@ class EventRecorder:
             # Another worker or replica opened this window's Event: add ours to it.
             pending, outcome = 1, "aggregated"
         else:
-            raise KubeError(events_path(namespace), status, str(body)[:300])
+            raise ApiServerError(events_path(namespace), status, str(body)[:300])
         with self._lock:
             self._aggregates[key] = _Aggregate(namespace, name, bucket, pending, item.at)
         self._on_outcome(outcome)
 
     def _flush_pending(self) -> None:
-        if self._kube is None:
+        if self._api is None:
             return
         with self._lock:
             due = [(a, a.pending, a.last_at) for a in self._aggregates.values() if a.pending]
@@ -213,28 +214,28 @@ class EventRecorder:
                 agg.pending = 0
         for agg, pending, last_at in due:
             try:
-                self._add_to_count(self._kube, agg.namespace, agg.event_name, pending, last_at)
+                self._add_to_count(self._api, agg.namespace, agg.event_name, pending, last_at)
             except Exception as exc:  # noqa: BLE001 - best effort, counted
                 self._on_outcome("failed")
                 log.warning("could not update event %s/%s: %s", agg.namespace, agg.event_name, exc)
 
     @staticmethod
-    def _add_to_count(kube: KubeHttp, namespace: str, name: str, pending: int, last_at: datetime) -> None:
+    def _add_to_count(api: ApiServer, namespace: str, name: str, pending: int, last_at: datetime) -> None:
         """count += pending, conditional on the resourceVersion read (several writers share the Event)."""
         path = events_path(namespace, name)
         for _ in range(5):
-            status, event = kube.request_json("GET", path, timeout=10)
+            status, event = api.request_json("GET", path, timeout=10)
             if status != 200 or not isinstance(event, dict):
-                raise KubeError(path, status, str(event)[:300])
+                raise ApiServerError(path, status, str(event)[:300])
             patch = {
                 "metadata": {"resourceVersion": (event.get("metadata") or {}).get("resourceVersion")},
                 "count": int(event.get("count") or 1) + pending,
                 "lastTimestamp": event_time(last_at),
             }
-            status, body = kube.request_json("PATCH", path, timeout=10, body=patch,
+            status, body = api.request_json("PATCH", path, timeout=10, body=patch,
                                              content_type="application/merge-patch+json")
             if status == 200:
                 return
             if status != 409:
-                raise KubeError(path, status, str(body)[:300])
-        raise KubeError(path, 409, "event kept changing under us")
+                raise ApiServerError(path, status, str(body)[:300])
+        raise ApiServerError(path, 409, "event kept changing under us")

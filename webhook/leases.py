@@ -25,7 +25,7 @@ Lease's own namespace (:meth:`~lockcore.profiles.NameScheme.target_of`).
 
 Example::
 
-    source = CachedLeaseSource(KubeHttp.from_settings(s), s.lookups)
+    source = CachedLeaseSource(ApiServer.connect(s.kubeconfig), s.lookups, s.lock.lock_profile)
     source.lookup(LeaseRef("shop", "lg.configmap.cfg"))   # ABSENT, LeaseState or LookupFailed
 """
 
@@ -43,8 +43,8 @@ from typing import Any, Protocol
 from lockcore.kube import ALL_LEASES_PATH, lease_path
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
-from lockcore.profiles import NameScheme
-from webhook.kube import KubeError, KubeHttp
+from lockcore.profiles import LockProfile, NameScheme
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed
 from webhook.settings import LeaseLookup, Lookups
 
@@ -74,18 +74,22 @@ class LeaseSource(Protocol):
 
 
 class ConsistentLeaseSource:
-    """One live GET per lookup, bounded by ``lookup_timeout_seconds``."""
+    """One live GET per lookup, bounded by ``lookup_timeout_seconds``.
 
-    def __init__(self, kube: KubeHttp, lookups: Lookups) -> None:
-        self._kube = kube
+    ``profile`` says which Leases are locks (its transaction label) and how
+    they are named (:attr:`~lockcore.profiles.LockProfile.names`).
+    """
+
+    def __init__(self, api: ApiServer, lookups: Lookups, profile: LockProfile) -> None:
+        self._api = api
         self._timeout = lookups.lookup_timeout_seconds
-        self._selector = lookups.txn_label
-        self._names = lookups.lock_profile.names
+        self._selector = profile.txn_label
+        self._names = profile.names
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         try:
-            status, body = self._kube.get_json(lease_path(ref.namespace, ref.name), timeout=self._timeout)
-        except KubeError as exc:
+            status, body = self._api.get_json(lease_path(ref.namespace, ref.name), timeout=self._timeout)
+        except ApiServerError as exc:
             return LookupFailed(str(exc))
         if status == 404:
             return ABSENT
@@ -105,7 +109,7 @@ class ConsistentLeaseSource:
         query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
         try:
             while True:
-                status, body = self._kube.get_json(ALL_LEASES_PATH, timeout=self._timeout, query=query)
+                status, body = self._api.get_json(ALL_LEASES_PATH, timeout=self._timeout, query=query)
                 if status != 200 or not isinstance(body, dict):
                     return LookupFailed(f"LIST lock leases: HTTP {status}")
                 found += [s for s in map(_state, body.get("items") or [])
@@ -114,11 +118,11 @@ class ConsistentLeaseSource:
                 if not meta.get("continue"):
                     return found
                 query = {**query, "continue": str(meta["continue"])}
-        except KubeError as exc:
+        except ApiServerError as exc:
             return LookupFailed(str(exc))
 
     def close(self) -> None:
-        self._kube.close()
+        self._api.close()
 
 
 class CachedLeaseSource:
@@ -130,22 +134,23 @@ class CachedLeaseSource:
 
     def __init__(
         self,
-        kube: KubeHttp,
+        api: ApiServer,
         lookups: Lookups,
+        profile: LockProfile,
         *,
         on_staleness: Callable[[float], None] | None = None,
         on_fallback: Callable[[], None] | None = None,
     ) -> None:
-        self._kube = kube
-        self._live = ConsistentLeaseSource(kube, lookups)
+        self._api = api
+        self._live = ConsistentLeaseSource(api, lookups, profile)
         self._max_staleness = lookups.cache_max_staleness_seconds
         # The server ends each watch after this long; the re-open proves freshness.
         self._watch_seconds = max(1, int(lookups.cache_max_staleness_seconds * 0.6))
         self._connect_timeout = lookups.lookup_timeout_seconds
-        self._selector = lookups.txn_label  # existence selector
+        self._selector = profile.txn_label  # existence selector
         self._on_staleness = on_staleness
         self._on_fallback = on_fallback
-        self._names = lookups.lock_profile.names
+        self._names = profile.names
         self._leases: dict[tuple[str, str], LeaseState] = {}
         # target -> (namespace, name) -> state, for lookup_target (profiles with a name scheme).
         self._targets: dict[str, dict[tuple[str, str], LeaseState]] = {}
@@ -218,9 +223,9 @@ class CachedLeaseSource:
         targets: dict[str, dict[tuple[str, str], LeaseState]] = {}
         query = {"labelSelector": self._selector, "limit": str(_LIST_PAGE)}
         while True:
-            status, body = self._kube.get_json(ALL_LEASES_PATH, timeout=30, query=query)
+            status, body = self._api.get_json(ALL_LEASES_PATH, timeout=30, query=query)
             if status != 200 or not isinstance(body, dict):
-                raise KubeError(ALL_LEASES_PATH, status, str(body)[:200])
+                raise ApiServerError(ALL_LEASES_PATH, status, str(body)[:200])
             for item in body.get("items") or []:
                 self._store(fresh, targets, item)
             meta = body.get("metadata") or {}
@@ -246,7 +251,7 @@ class CachedLeaseSource:
             "timeoutSeconds": str(self._watch_seconds),
         }
         opened = time.monotonic()
-        resp = self._kube.stream(ALL_LEASES_PATH, query=query, connect_timeout=self._connect_timeout,
+        resp = self._api.stream(ALL_LEASES_PATH, query=query, connect_timeout=self._connect_timeout,
                                  read_timeout=self._watch_seconds + 2.0)
         # The server accepted a watch from our version: it will deliver every
         # change since, so the cache is as current as the moment we asked.
@@ -275,7 +280,7 @@ class CachedLeaseSource:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Expired()
-            raise KubeError(ALL_LEASES_PATH, obj.get("code"), str(obj.get("message")))
+            raise ApiServerError(ALL_LEASES_PATH, obj.get("code"), str(obj.get("message")))
         meta = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED"):
             self._store(self._leases, self._targets, obj)
@@ -317,8 +322,8 @@ class _Expired(Exception):
     """The watch's resourceVersion is too old (HTTP 410): relist."""
 
 
-def make_lease_source(lookups: Lookups, kube: KubeHttp, **hooks: Any) -> LeaseSource:
-    """The source ``lookups.lease_lookup`` asks for."""
+def make_lease_source(lookups: Lookups, profile: LockProfile, api: ApiServer, **hooks: Any) -> LeaseSource:
+    """The source ``lookups.lease_lookup`` asks for, of ``profile``'s Leases."""
     if lookups.lease_lookup is LeaseLookup.CACHED:
-        return CachedLeaseSource(kube, lookups, **hooks)
-    return ConsistentLeaseSource(kube, lookups)
+        return CachedLeaseSource(api, lookups, profile, **hooks)
+    return ConsistentLeaseSource(api, lookups, profile)

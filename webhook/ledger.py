@@ -22,7 +22,7 @@ written), as for Events.
 
 Example::
 
-    ledger = Ledger(lambda: KubeHttp.from_settings(settings), settings.ledger)
+    ledger = Ledger(lambda: ApiServer.connect(settings.kubeconfig), settings.ledger)
     ledger.record(request, verdict)   # returns at once
     ledger.close()                    # flush what is left (shutdown)
 """
@@ -42,8 +42,8 @@ from typing import Any
 from lockcore.audit import BlockedWrite
 from lockcore.lease import utcnow
 from lockcore.ledger import Bounds, Tally, merge_report, report_path, report_result
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.audit import blocked_write
-from webhook.kube import KubeError, KubeHttp
 from webhook.outcome import Verdict
 from webhook.review import AdmissionRequest
 from webhook.settings import LedgerSettings
@@ -66,11 +66,11 @@ class _Pending:
 class Ledger:
     """Counts refusals in memory; a background thread merges them into the reports (see module doc)."""
 
-    def __init__(self, kube_factory: Callable[[], KubeHttp], settings: LedgerSettings, *,
+    def __init__(self, connect: Callable[[], ApiServer], settings: LedgerSettings, *,
                  clock: Callable[[], datetime] = utcnow, max_pending: int = MAX_PENDING,
                  on_outcome: Callable[[str, int], None] | None = None) -> None:
-        self._kube_factory = kube_factory
-        self._kube: KubeHttp | None = None
+        self._connect = connect
+        self._api: ApiServer | None = None
         self._settings = settings
         self._bounds = Bounds(timedelta(seconds=settings.retention_seconds), settings.max_results)
         self._clock = clock
@@ -123,22 +123,22 @@ class Ledger:
                 batch, self._pending = self._pending, {}
             if not batch:
                 return
-            if self._kube is None:
-                self._kube = self._kube_factory()
+            if self._api is None:
+                self._api = self._connect()
             by_scope: dict[str, dict[BlockedWrite, _Pending]] = defaultdict(dict)
             for write, pending in batch.items():
                 by_scope[write.namespace][write] = pending
             for namespace, items in by_scope.items():
                 if time.monotonic() < deadline:
-                    self._flush_scope(self._kube, namespace, items)
+                    self._flush_scope(self._api, namespace, items)
                 else:
                     self._requeue(items)
 
-    def _flush_scope(self, kube: KubeHttp, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
+    def _flush_scope(self, api: ApiServer, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
         count = sum(p.tally.count for p in items.values())
         try:
-            self._merge(kube, namespace, items)
-        except KubeError as exc:
+            self._merge(api, namespace, items)
+        except ApiServerError as exc:
             if exc.status is None or exc.status in _TRANSIENT:
                 self._requeue(items)
                 log.warning("ledger: could not write %s, will retry: %s", report_path(namespace), exc)
@@ -158,13 +158,13 @@ class Ledger:
                 self._add(write, pending)
         self._on_outcome("requeued", sum(p.tally.count for p in items.values()))
 
-    def _merge(self, kube: KubeHttp, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
-        """Read, merge, write conditionally; on 409 again (raises KubeError when it cannot)."""
+    def _merge(self, api: ApiServer, namespace: str, items: dict[BlockedWrite, _Pending]) -> None:
+        """Read, merge, write conditionally; on 409 again (raises ApiServerError when it cannot)."""
         batch = {write: (p.tally, report_result(write, p.tally, api_version=p.api_version, object_uid=p.object_uid))
                  for write, p in items.items()}
         path = report_path(namespace)
         for attempt in range(_ATTEMPTS):
-            status, stored = kube.request_json("GET", path, timeout=_TIMEOUT)
+            status, stored = api.request_json("GET", path, timeout=_TIMEOUT)
             if status == 404:
                 empty: dict[str, Any] = {"metadata": {"namespace": namespace} if namespace else {}}
                 method, target = "POST", report_path(namespace, "")
@@ -172,15 +172,15 @@ class Ledger:
             elif status == 200 and isinstance(stored, dict):
                 method, target, body = "PUT", path, merge_report(stored, batch, self._bounds, self._clock())
             else:
-                raise KubeError(path, status, str(stored)[:300])
-            status, answer = kube.request_json(method, target, timeout=_TIMEOUT, body=body)
+                raise ApiServerError(path, status, str(stored)[:300])
+            status, answer = api.request_json(method, target, timeout=_TIMEOUT, body=body)
             if status in (200, 201):
                 return
             if status != 409:
-                raise KubeError(target, status, str(answer)[:300])
+                raise ApiServerError(target, status, str(answer)[:300])
             self._on_outcome("conflict", 1)
             time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # spread the writers out
-        raise KubeError(path, 409, f"still conflicting after {_ATTEMPTS} attempts")
+        raise ApiServerError(path, 409, f"still conflicting after {_ATTEMPTS} attempts")
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the background thread and flush what is left (graceful shutdown), starting no

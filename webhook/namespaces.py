@@ -5,7 +5,7 @@ Read only on the rare path (a write a lock forbids), and cached for
 
 Example::
 
-    modes = NamespaceModes(kube, "leasegate.io/enforcement", ttl_seconds=10, timeout=2)
+    modes = NamespaceModes(api, "leasegate.io/enforcement", ttl_seconds=10, timeout=2)
     modes.get("shop")   # EnforcementMode.WARN when the namespace is labelled warn, else None
 """
 
@@ -16,7 +16,7 @@ import threading
 import time
 
 from lockcore.kube import namespace_path
-from webhook.kube import KubeError, KubeHttp
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.settings import EnforcementMode
 
 log = logging.getLogger("leasegate.namespaces")
@@ -25,8 +25,8 @@ log = logging.getLogger("leasegate.namespaces")
 class NamespaceModes:
     """Look up (and cache) the mode a namespace label asks for."""
 
-    def __init__(self, kube: KubeHttp, label: str, *, ttl_seconds: float = 10.0, timeout: float = 2.0) -> None:
-        self._kube = kube
+    def __init__(self, api: ApiServer, label: str, *, ttl_seconds: float = 10.0, timeout: float = 2.0) -> None:
+        self._api = api
         self._label = label
         self._ttl = ttl_seconds
         self._timeout = timeout
@@ -47,8 +47,8 @@ class NamespaceModes:
 
     def _fetch(self, namespace: str) -> EnforcementMode | None:
         try:
-            status, body = self._kube.get_json(namespace_path(namespace), timeout=self._timeout)
-        except KubeError as exc:
+            status, body = self._api.get_json(namespace_path(namespace), timeout=self._timeout)
+        except ApiServerError as exc:
             log.warning("cannot read namespace %s for its enforcement label: %s", namespace, exc)
             return None
         if status != 200 or not isinstance(body, dict):

@@ -8,7 +8,8 @@ every worker's samples (:func:`webhook.metrics.render_latest`).
 
 Example::
 
-    server = start_health_server(settings)   # in the gunicorn master
+    ready = Readiness(lambda: ApiServer.connect(kubeconfig), timeout=2.0)
+    server = start_health_server(ServingSettings(), ready)   # in the gunicorn master
     # GET http://<bind_address>:<health_port>/readyz -> 200 "API server /readyz: HTTP 200"
 """
 
@@ -23,9 +24,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from flask import Flask, Response
 
-from webhook.kube import KubeError, KubeHttp
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.metrics import render_latest
-from webhook.settings import WebhookSettings
+from webhook.settings import ServingSettings
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -38,27 +39,32 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class Readiness:
-    """Whether the API server answers, checked at most once per ``interval`` seconds."""
+    """Whether the API server answers, checked at most once per ``interval`` seconds.
 
-    def __init__(self, settings: WebhookSettings, interval: float = 1.0) -> None:
-        self._settings = settings
+    ``connect`` builds the client on the first check (a failure to is an answer
+    too: not ready); each check waits at most ``timeout`` seconds.
+    """
+
+    def __init__(self, connect: Callable[[], ApiServer], timeout: float, interval: float = 1.0) -> None:
+        self._connect = connect
+        self._timeout = timeout
         self._interval = interval
         self._checked = float("-inf")
         self._ready = False
         self._detail = "not checked yet"
         self._lock = threading.Lock()
-        self._kube: Any = None
+        self._api: ApiServer | None = None
 
     def __call__(self) -> tuple[bool, str]:
         with self._lock:
             if time.monotonic() - self._checked < self._interval:
                 return self._ready, self._detail
             try:
-                if self._kube is None:
-                    self._kube = KubeHttp.from_settings(self._settings)
-                status = self._kube.status("/readyz", timeout=self._settings.lookup_timeout_seconds)
+                if self._api is None:
+                    self._api = self._connect()
+                status = self._api.status("/readyz", timeout=self._timeout)
                 self._ready, self._detail = status == 200, f"API server /readyz: HTTP {status}"
-            except (KubeError, OSError, ValueError) as exc:
+            except (ApiServerError, OSError, ValueError) as exc:
                 self._ready, self._detail = False, f"API server unreachable: {exc}"
             self._checked = time.monotonic()
             return self._ready, self._detail
@@ -85,9 +91,12 @@ def health_app(ready: Callable[[], tuple[bool, str]]) -> Any:
     return app
 
 
-def start_health_server(settings: WebhookSettings) -> WSGIServer:
-    """Serve the probe app on ``health_port`` from a daemon thread."""
-    server = make_server(settings.bind_address, settings.health_port, health_app(Readiness(settings)),
+def start_health_server(serving: ServingSettings, ready: Callable[[], tuple[bool, str]]) -> WSGIServer:
+    """Serve the probe app on serving's ``bind_address`` and ``health_port`` from a daemon thread.
+
+    ``ready`` answers ``/readyz`` (a :class:`Readiness`).
+    """
+    server = make_server(serving.bind_address, serving.health_port, health_app(ready),
                          server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

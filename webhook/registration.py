@@ -58,7 +58,7 @@ from lockcore.kube import (
 from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.profiles import LockProfile, Profile
 from webhook import cel
-from webhook.kube import KubeHttp
+from webhook.apiserver import ApiServer
 from webhook.policy import ALL_RESOURCES, keepalive_policies, probe_policy, reservation_policy, scale_rules
 
 log = logging.getLogger("leasegate.registration")
@@ -209,14 +209,14 @@ def _client_config(ca_pem: bytes, url: str, service: tuple[str, str, int] | None
     return {"caBundle": bundle, "service": {"namespace": namespace, "name": name, "port": port, "path": "/validate"}}
 
 
-def ensure_ca_bundle(kube: KubeHttp, name: str, ca_pem: bytes) -> bool:
+def ensure_ca_bundle(api: ApiServer, name: str, ca_pem: bytes) -> bool:
     """Set every webhook's caBundle in configuration ``name`` to ``ca_pem``.
 
     Returns whether anything changed. A missing configuration is logged and
     left alone (the chart, not the webhook, owns its existence).
     """
     bundle = base64.b64encode(ca_pem).decode()
-    status, body = kube.get_json(f"{VWC_PATH}/{name}", timeout=10)
+    status, body = api.get_json(f"{VWC_PATH}/{name}", timeout=10)
     if status == 404:
         log.warning("ValidatingWebhookConfiguration %s not found; caBundle not written", name)
         return False
@@ -228,7 +228,7 @@ def ensure_ca_bundle(kube: KubeHttp, name: str, ca_pem: bytes) -> bool:
     for w in webhooks:
         w.setdefault("clientConfig", {})["caBundle"] = bundle
     # A full update guarded by resourceVersion: a concurrent edit makes this fail, not clobber.
-    status, body = kube.request_json("PUT", f"{VWC_PATH}/{name}", timeout=10, body=body)
+    status, body = api.request_json("PUT", f"{VWC_PATH}/{name}", timeout=10, body=body)
     if status != 200:
         raise RuntimeError(f"updating caBundle of {name}: HTTP {status}: {str(body)[:200]}")
     log.info("caBundle of ValidatingWebhookConfiguration %s updated", name)

@@ -15,7 +15,9 @@
   ``webhook_config_name``'s caBundle.
 
 Every flag mirrors a ``LEASEGATE_*`` environment variable (``--lookup-timeout-seconds``
-is ``LEASEGATE_LOOKUP_TIMEOUT_SECONDS``); flags win.
+is ``LEASEGATE_LOOKUP_TIMEOUT_SECONDS``); flags win. Both lists are the settings'
+sections' variables (:func:`lockcore.settings.variables` of
+:class:`~webhook.settings.WebhookSettings`).
 
 Example::
 
@@ -25,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import glob
 import logging
@@ -42,36 +43,31 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from lockcore.kube import ENV_PREFIX
-from lockcore.settings import LockSettings, SettingsError
+from lockcore.settings import SettingsError, variables
 from webhook.allocator import retain_freed_memory
+from webhook.apiserver import ApiServer
 from webhook.app import create_app_from_settings
 from webhook.certs import ReloadingContext, generate
-from webhook.kube import KubeHttp
 from webhook.logs import AccessLogOnDemand, log_config
 from webhook.metrics import mark_worker_dead
-from webhook.probes import start_health_server
+from webhook.probes import Readiness, start_health_server
 from webhook.registration import ensure_ca_bundle
-from webhook.settings import WebhookSettings
+from webhook.settings import ServingSettings, WebhookSettings
 from webhook.worker import deadline_worker
 
 log = logging.getLogger("leasegate.serve")
 
 
 def _flags() -> list[tuple[str, str, str]]:
-    """(flag, env var, help) for every setting: one list of knobs for env and CLI."""
+    """(flag, env var, help) for every setting of every section: one list of knobs for env and CLI."""
     out = []
-    for cls in (LockSettings, WebhookSettings):
-        for f in dataclasses.fields(cls):
-            if f.name == "lock":
-                continue
-            default: Any = f.default
-            if default is dataclasses.MISSING:
-                default = "-"
-            if isinstance(default, tuple):
-                default = ",".join(default)
-            default = getattr(default, "value", default)
-            env = f"{ENV_PREFIX}{f.name.upper()}"
-            out.append((f"--{f.name.replace('_', '-')}", env, f"{env} (default: {default})"))
+    for variable in variables(WebhookSettings):
+        default = variable.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        default = getattr(default, "value", default)
+        flag = "--" + variable.name.removeprefix(ENV_PREFIX).lower().replace("_", "-")
+        out.append((flag, variable.name, f"{variable.name} (default: {default})"))
     return out
 
 
@@ -107,37 +103,37 @@ def _prepare_metrics_dir() -> None:
         os.unlink(stale)  # samples of a previous run would be summed into ours
 
 
-def _register_ca(settings: WebhookSettings, ca_pem: bytes) -> None:
+def _register_ca(connect: Callable[[], ApiServer], config_name: str, ca_pem: bytes) -> None:
     for attempt in range(30):
         try:
-            ensure_ca_bundle(KubeHttp.from_settings(settings), settings.webhook_config_name, ca_pem)
+            ensure_ca_bundle(connect(), config_name, ca_pem)
             return
         except Exception as exc:  # noqa: BLE001 - keep trying while the API server comes up
             log.warning("caBundle registration attempt %d failed: %s", attempt + 1, exc)
             time.sleep(2)
 
 
-def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
-                     ca_pem: bytes | None) -> dict[str, Any]:
-    """The gunicorn settings (also what the benchmark reuses)."""
+def gunicorn_options(serving: ServingSettings, cert_file: str, key_file: str,
+                     hooks: Mapping[str, Callable[..., None]]) -> dict[str, Any]:
+    """The gunicorn settings of ``serving``, with the server ``hooks`` (also what the benchmark reuses)."""
     reloader = ReloadingContext(cert_file, key_file)
     return {
-        "bind": [f"{settings.bind_address}:{settings.port}"],
-        "workers": settings.workers or 2 * (os.cpu_count() or 1),
+        "bind": [f"{serving.bind_address}:{serving.port}"],
+        "workers": serving.workers or 2 * (os.cpu_count() or 1),
         # gthread, with the handshake and request read off the threads (slowloris).
-        "worker_class": deadline_worker(settings.request_read_timeout_seconds),
-        "threads": settings.threads,
-        "keepalive": settings.keepalive_seconds,
-        "graceful_timeout": int(settings.graceful_timeout_seconds),
+        "worker_class": deadline_worker(serving.request_read_timeout_seconds),
+        "threads": serving.threads,
+        "keepalive": serving.keepalive_seconds,
+        "graceful_timeout": int(serving.graceful_timeout_seconds),
         "timeout": 30,
         "certfile": cert_file,
         "keyfile": key_file,
         "ssl_context": lambda conf, default_factory: reloader.context(),
-        "logconfig_dict": log_config(settings.log_level),
+        "logconfig_dict": log_config(serving.log_level),
         "accesslog": None,
         "logger_class": AccessLogOnDemand,
         "proc_name": "leasegate-webhook",
-        **_server_hooks(settings, ca_pem),
+        **hooks,
         "preload_app": False,  # each worker builds its own clients and cache threads after fork
         # gunicorn >= 25 opens a management socket in $HOME by default: a needless
         # control surface in a Pod, and a clash between several local instances.
@@ -145,16 +141,32 @@ def gunicorn_options(settings: WebhookSettings, cert_file: str, key_file: str,
     }
 
 
-def _server_hooks(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, Callable[..., None]]:
-    """gunicorn's server hooks: probes and the caBundle once ready, gc freeze per worker, the ledger's last
-    flush, dead workers' metrics."""
+def hooks_from_settings(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, Callable[..., None]]:
+    """:func:`server_hooks` wired from ``settings``: ``/readyz`` asks the API server (kubeconfig, lookup
+    timeout), and a generated CA (``ca_pem``) goes into serving's ``webhook_config_name``'s caBundle."""
+
+    def connect() -> ApiServer:
+        return ApiServer.connect(settings.kubeconfig)
+
+    config_name = settings.serving.webhook_config_name
+    register = None
+    if ca_pem is not None and config_name:
+        def register() -> None:
+            _register_ca(connect, config_name, ca_pem)
+    return server_hooks(settings.serving, Readiness(connect, settings.lookups.lookup_timeout_seconds), register)
+
+
+def server_hooks(serving: ServingSettings, ready: Callable[[], tuple[bool, str]],
+                 register_ca: Callable[[], None] | None = None) -> dict[str, Callable[..., None]]:
+    """gunicorn's server hooks: the probes (``ready`` answers ``/readyz``) and ``register_ca`` (in a thread)
+    once ready, gc freeze per worker, the ledger's last flush, dead workers' metrics."""
 
     def when_ready(server: Any) -> None:
-        start_health_server(settings)
-        if ca_pem is not None and settings.webhook_config_name:
-            threading.Thread(target=_register_ca, args=(settings, ca_pem), daemon=True).start()
+        start_health_server(serving, ready)
+        if register_ca is not None:
+            threading.Thread(target=register_ca, daemon=True).start()
         log.info("leasegate webhook ready: https://%s:%d/validate, health on :%d",
-                 settings.bind_address, settings.port, settings.health_port)
+                 serving.bind_address, serving.port, serving.health_port)
 
     def post_worker_init(worker: Any) -> None:
         # Everything built so far (Flask app, clients, modules) lives as long as
@@ -175,35 +187,39 @@ def _server_hooks(settings: WebhookSettings, ca_pem: bytes | None) -> dict[str, 
             "child_exit": child_exit}
 
 
+def _certificate(serving: ServingSettings) -> tuple[str, str, bytes | None]:
+    """The serving certificate and key files, and the CA's PEM if they were generated here."""
+    if serving.tls_cert_file:
+        return serving.tls_cert_file, serving.tls_key_file, None
+    paths = generate(Path(serving.cert_dir), serving.service_name, serving.service_namespace)
+    log.info("generated serving certificate in %s", serving.cert_dir)
+    return str(paths.cert_file), str(paths.key_file), paths.ca_pem()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``leasegate-webhook``."""
     settings = parse_settings(argv)
-    logging.config.dictConfig(log_config(settings.log_level))
+    logging.config.dictConfig(log_config(settings.serving.log_level))
     _prepare_metrics_dir()
-    ca_pem: bytes | None = None
-    cert_file, key_file = settings.tls_cert_file, settings.tls_key_file
-    if not cert_file:
-        paths = generate(Path(settings.cert_dir), settings.service_name, settings.service_namespace)
-        cert_file, key_file, ca_pem = str(paths.cert_file), str(paths.key_file), paths.ca_pem()
-        log.info("generated serving certificate in %s", settings.cert_dir)
-    options = gunicorn_options(settings, cert_file, key_file, ca_pem)
+    cert_file, key_file, ca_pem = _certificate(settings.serving)
+    options = gunicorn_options(settings.serving, cert_file, key_file, hooks_from_settings(settings, ca_pem))
 
     def build_app() -> Any:
         return create_app_from_settings(settings)
 
-    run_gunicorn(settings, options, build_app)
+    run_gunicorn(settings.serving, options, build_app)
     return 0
 
 
-def run_gunicorn(settings: WebhookSettings, options: Mapping[str, Any], build_app: Callable[[], Any]) -> None:
+def run_gunicorn(serving: ServingSettings, options: Mapping[str, Any], build_app: Callable[[], Any]) -> None:
     """Serve the WSGI app ``build_app()`` builds in each worker, with ``options``, until shut down.
 
     The benchmark's allow-everything baseline runs through here too, so it is
     the same stack in every respect but the app.
     """
     # Before gunicorn forks: the workers inherit the malloc thresholds.
-    if retain_freed_memory(settings.retain_freed_memory_mib * 1024 * 1024):
-        log.info("malloc keeps up to %d MiB of freed memory per process", settings.retain_freed_memory_mib)
+    if retain_freed_memory(serving.retain_freed_memory_mib * 1024 * 1024):
+        log.info("malloc keeps up to %d MiB of freed memory per process", serving.retain_freed_memory_mib)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -1,15 +1,42 @@
-"""The webhook's settings: one typed object, read from ``LEASEGATE_*`` variables.
+"""The webhook's settings: sections of frozen dataclasses, read from ``LEASEGATE_*`` variables.
 
-The Helm chart renders its values into exactly these variables (see
-charts/leasegate/templates/deployment.yaml), and ``leasegate-webhook --help``
-documents the same names, so there is one list of knobs. The lock settings
-the webhook shares with every lock client are embedded as ``lock``.
+:class:`WebhookSettings` composes one section per concern, each declared once
+and each handed alone to the code that reads it:
+
+==================  ===================================================  =============================
+section             what it says                                         read by
+==================  ===================================================  =============================
+``policy``          the lock settings (``policy.lock``: lockcore's        ``webhook.decision.decide``,
+                    :class:`LockSettings`) and the rules' exemptions,     ``webhook.lease_writes``
+                    lock admins, members rules (:class:`DecisionPolicy`)
+``lookups``         how Leases and holder records are read                ``webhook.leases``,
+                    (:class:`Lookups`); the lock profile comes apart,     ``webhook.transactions``
+                    from ``policy.lock``
+``enforcement``     what a refusal means: mode, the namespace label,      ``webhook.outcome.enforce``,
+                    unreadable Leases (:class:`Enforcement`)              ``webhook.namespaces``
+``events``          WriteBlocked Events (:class:`EventSettings`)          ``webhook.audit.EventRecorder``
+``ledger``          the OpenReports ledger (:class:`LedgerSettings`)      ``webhook.ledger.Ledger``
+``serving``         ports, TLS, gunicorn, request limits, logging         ``webhook.serve``,
+                    (:class:`ServingSettings`)                            ``webhook.probes``, the app
+``kubeconfig``      how to reach the API server                           every API client (wiring)
+==================  ===================================================  =============================
+
+Each section checks its own values and the rules between them in its
+constructor (as client-go's leaderelection checks LeaseDuration > RenewDeadline),
+raising :class:`~lockcore.settings.SettingsError` that names the variables.
+
+Names: the Helm chart renders its values into exactly these variables
+(charts/leasegate/templates/deployment.yaml) and ``leasegate-webhook --help``
+lists the same names, so there is one list of knobs. A field's variable is
+``LEASEGATE_<FIELD>``, or the name its ``env`` metadata declares where the
+section's field name is shorter (``events.enabled`` is ``LEASEGATE_EVENTS``);
+:func:`lockcore.settings.variables` lists them all.
 
 Example::
 
-    >>> s = WebhookSettings.from_env({"LEASEGATE_MODE": "warn"})
-    >>> s.mode, s.lock.txn_annotation
-    (<EnforcementMode.WARN: 'warn'>, 'leasegate.io/transaction')
+    >>> s = WebhookSettings.from_env({"LEASEGATE_MODE": "warn", "LEASEGATE_LEDGER_RETENTION_DAYS": "7"})
+    >>> s.enforcement.mode, s.ledger.retention_days, s.lock.txn_annotation
+    (<EnforcementMode.WARN: 'warn'>, 7.0, 'leasegate.io/transaction')
 """
 
 from __future__ import annotations
@@ -17,12 +44,9 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Any
+from dataclasses import dataclass, field
 
-from lockcore.profiles import LockProfile, Profile
-from lockcore.settings import LockSettings, SettingsError, env_overrides
+from lockcore.settings import LockSettings, env_overrides, refusal
 
 
 class EnforcementMode(str, enum.Enum):
@@ -78,11 +102,26 @@ DEFAULT_LOCK_ADMIN_GROUPS: tuple[str, ...] = ("system:masters",)
 _STRICTNESS = (EnforcementMode.DRYRUN, EnforcementMode.WARN, EnforcementMode.DENY)
 
 
+def _env(name: str) -> Mapping[str, str]:
+    """Field metadata: the field's variable is ``LEASEGATE_<name>`` (its historical name)."""
+    return {"env": name}
+
+
 @dataclass(frozen=True)
 class DecisionPolicy:
     """What :func:`webhook.decision.decide` needs: the lock settings and the rules' policy.
 
-    See :class:`WebhookSettings` for the meaning of each field.
+    Attributes (variable ``LEASEGATE_<NAME>``):
+        lock: what every lock client agrees on (lock namespace, transaction
+            annotation, profile, clock skew): ``LEASEGATE_LOCK_NAMESPACE``...
+        exempt_users / exempt_groups / exempt_namespaces: writes that always
+            pass (comma-separated).
+        lock_admin_groups: groups whose members may update or delete a live
+            lock Lease they did not take (force-release); comma-separated.
+        require_members: every new lock must be identity-bound (a lock Lease
+            created without members is refused, so acquire fails saying so).
+        disclose_members: name an identity-bound lock's members (and its
+            principal) in refusals to non-members; off, they are not told who.
     """
 
     lock: LockSettings = field(default_factory=LockSettings)
@@ -96,90 +135,116 @@ class DecisionPolicy:
 
 @dataclass(frozen=True)
 class Lookups:
-    """What the Lease sources need (webhook/leases.py); see :class:`WebhookSettings`.
+    """How the Lease sources (webhook/leases.py) and holder records (webhook/transactions.py) are read.
 
-    ``txn_label`` is the label lock Leases carry (the cache watches those);
-    ``lock_profile`` says how to find a Lease by its target and where a
-    holder's record lives.
+    Which Leases and records exist is the lock profile's to say
+    (``policy.lock.lock_profile``, handed to the sources beside this section).
+
+    Attributes:
+        lease_lookup: consistent (one GET per request) | cached (a watch-fed index).
+        cache_max_staleness_seconds: in cached mode, how far behind the watch
+            may fall before lookups go to the API server instead.
+        lookup_timeout_seconds: the API call timeout for a Lease or record read
+            (and the namespace label, and ``/readyz``).
     """
 
     lease_lookup: LeaseLookup = LeaseLookup.CACHED
     cache_max_staleness_seconds: float = 5.0
     lookup_timeout_seconds: float = 2.0
-    txn_label: str = "leasegate.io/transaction"
-    lock_profile: LockProfile = field(default_factory=lambda: LockProfile.of(Profile.LEASEGATE))
+
+    def __post_init__(self) -> None:
+        for name in ("cache_max_staleness_seconds", "lookup_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise refusal(self, name, says="must be positive")
 
 
 @dataclass(frozen=True)
 class Enforcement:
-    """What :func:`webhook.outcome.enforce` needs: what a refusal means."""
+    """What :func:`webhook.outcome.enforce` makes of a refusal.
+
+    Attributes:
+        mode: deny | warn | dryrun for writes the lock forbids.
+        namespace_mode_label: a namespace label whose value (deny|warn|dryrun)
+            makes enforcement in that namespace stricter than ``mode``, never
+            weaker (:meth:`EnforcementMode.stricter`); empty: not read.
+        lookup_failure_policy: allow | deny when a Lease cannot be read; keep it
+            consistent with the chart's failurePolicy.
+    """
 
     mode: EnforcementMode = EnforcementMode.DENY
+    namespace_mode_label: str = "leasegate.io/enforcement"
     lookup_failure_policy: FailurePolicy = FailurePolicy.DENY
 
 
 @dataclass(frozen=True)
-class LedgerSettings:
-    """What the ledger of blocked writes needs (webhook/ledger.py); see docs/webhook.md, "The ledger".
+class EventSettings:
+    """The ``WriteBlocked`` Events (:class:`webhook.audit.EventRecorder`).
 
-    enabled: record every refusal in OpenReports ``Report``/``ClusterReport`` objects.
-    retention_seconds: results not seen again for this long are dropped (default 30 days).
-    max_results: at most this many results per report; the oldest go first, and are counted.
-    flush_seconds: how often each worker process writes what it saw; a killed pod
-        loses at most the refusals of its last interval.
+    Attributes:
+        enabled (``LEASEGATE_EVENTS``): emit an Event for each blocked write.
+        window_seconds (``LEASEGATE_EVENT_WINDOW_SECONDS``): blocked writes of
+            one object by one user against one holder within this window become
+            one Event with a count.
     """
 
-    enabled: bool = True
-    retention_seconds: float = 30 * 86400.0
-    max_results: int = 500
-    flush_seconds: float = 5.0
+    enabled: bool = field(default=True, metadata=_env("EVENTS"))
+    window_seconds: float = field(default=60.0, metadata=_env("EVENT_WINDOW_SECONDS"))
 
     def __post_init__(self) -> None:
-        if self.retention_seconds <= 0 or self.flush_seconds <= 0:
-            raise SettingsError("ledger_retention_days and ledger_flush_seconds must be positive")
-        if not 1 <= self.max_results <= 2000:
-            raise SettingsError("ledger_max_results must be between 1 and 2000 (a report stays far below "
-                                "the API server's object size limit)")
+        if self.window_seconds <= 0:
+            raise refusal(self, "window_seconds", says="must be positive")
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
-    """Everything the webhook process can be told.
+class LedgerSettings:
+    """The ledger of blocked writes (webhook/ledger.py); see docs/webhook.md, "The ledger".
 
-    Attributes (environment variable ``LEASEGATE_<NAME>``):
-        mode: deny | warn | dryrun for writes the lock forbids.
-        namespace_mode_label: a namespace label whose value (deny|warn|dryrun)
-            makes enforcement in that namespace stricter than ``mode``, never
-            weaker (:meth:`EnforcementMode.stricter`).
-        lookup_failure_policy: allow | deny when a Lease cannot be read; keep it
-            consistent with the chart's failurePolicy.
-        lease_lookup: consistent | cached.
-        cache_max_staleness_seconds: in cached mode, how far behind the watch
-            may fall before lookups go to the API server instead.
-        lookup_timeout_seconds: the API call timeout for a Lease read.
-        exempt_users / exempt_groups / exempt_namespaces: comma-separated.
-        lock_admin_groups: groups whose members may update or delete a live
-            lock Lease they did not take (force-release); comma-separated.
-        require_members: every new lock must be identity-bound (a lock Lease
-            created without members is refused, so acquire fails saying so).
-        disclose_members: name an identity-bound lock's members (and its
-            principal) in refusals to non-members; off, they are not told who.
-        events: emit a Kubernetes Event for each blocked write.
-        max_body_bytes: larger admission requests are refused with HTTP 413. The
-            default (4 MiB) fits a review of the largest object etcd stores
-            (object and oldObject of ~1.5 MiB each): a 413 would hand the write to
-            failurePolicy instead of the lock check.
-        retain_freed_memory_mib: freed memory each process keeps for the next
-            large review instead of returning it to the kernel (glibc malloc;
-            0 = the C library's defaults). See webhook/allocator.py.
+    Attributes (``LEASEGATE_LEDGER_<NAME>``):
+        enabled: record every refusal in OpenReports ``Report``/``ClusterReport`` objects.
+        retention_days: results not seen again for this long are dropped.
+        max_results: at most this many results per report; the oldest go first, and are counted.
+        flush_seconds: how often each worker process writes what it saw; a killed pod
+            loses at most the refusals of its last interval. Shorter than the
+            retention, or every result would be dropped before it is written.
+    """
+
+    enabled: bool = field(default=True, metadata=_env("LEDGER_ENABLED"))
+    retention_days: float = field(default=30.0, metadata=_env("LEDGER_RETENTION_DAYS"))
+    max_results: int = field(default=500, metadata=_env("LEDGER_MAX_RESULTS"))
+    flush_seconds: float = field(default=5.0, metadata=_env("LEDGER_FLUSH_SECONDS"))
+
+    def __post_init__(self) -> None:
+        for name in ("retention_days", "flush_seconds"):
+            if getattr(self, name) <= 0:
+                raise refusal(self, name, says="must be positive")
+        if not 1 <= self.max_results <= 2000:
+            raise refusal(self, "max_results", says="must be between 1 and 2000 (a report stays far below the "
+                                                    "API server's object size limit)")
+        if self.flush_seconds >= self.retention_seconds:
+            raise refusal(self, "flush_seconds", "retention_days", says="a flush must come before results expire")
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_days * 86400
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How the process serves (webhook/serve.py, webhook/probes.py, the app's body limit).
+
+    Attributes (variable ``LEASEGATE_<NAME>``):
         port / health_port: TLS admission port; plain /healthz, /readyz, /metrics.
-        tls_cert_file / tls_key_file: serving certificate (reloaded on change);
-            empty means generate a CA and certificate at start.
+            Both listen on ``bind_address``, so they differ (0: any free port).
+        bind_address: the address both ports listen on.
+        tls_cert_file / tls_key_file: serving certificate (reloaded on change),
+            both or neither; neither means generate a CA and certificate at start.
         cert_dir: where generated certificates are written.
         service_name / service_namespace: DNS names for a generated certificate.
         webhook_config_name: the ValidatingWebhookConfiguration whose caBundle
             the webhook keeps in sync with a generated CA (empty: do not touch).
-        bind_address: the address both ports listen on.
         workers / threads: gunicorn worker processes (0: two per CPU) and
             threads per worker (gthread).
         graceful_timeout_seconds: on SIGTERM, how long in-flight requests may
@@ -191,110 +256,83 @@ class WebhookSettings:
             (from connect on a new connection); a slower one is disconnected.
             Waiting clients hold no worker thread, so this bounds what a
             slowloris client costs, not who gets served.
-        kubeconfig: kubeconfig file to reach the API server (empty: in-cluster
-            config, or ``KUBECONFIG``).
-        event_window_seconds: blocked writes of one object by one user against
-            one holder within this window become one Event with a count.
-        ledger_enabled / ledger_retention_days / ledger_max_results /
-            ledger_flush_seconds: the ledger of blocked writes (OpenReports,
-            :class:`LedgerSettings`).
-        log_level: DEBUG | INFO | WARNING | ERROR (JSON lines on stderr).
+        max_body_bytes: larger admission requests are refused with HTTP 413. The
+            default (4 MiB) fits a review of the largest object etcd stores
+            (object and oldObject of ~1.5 MiB each): a 413 would hand the write to
+            failurePolicy instead of the lock check.
+        retain_freed_memory_mib: freed memory each process keeps for the next
+            large review instead of returning it to the kernel (glibc malloc;
+            0 = the C library's defaults). See webhook/allocator.py.
+        log_level: DEBUG | INFO | WARNING | ERROR (JSON lines on stderr), for
+            the gunicorn master and its workers alike.
     """
 
-    lock: LockSettings = field(default_factory=LockSettings)
-    mode: EnforcementMode = EnforcementMode.DENY
-    namespace_mode_label: str = "leasegate.io/enforcement"
-    lookup_failure_policy: FailurePolicy = FailurePolicy.DENY
-    lease_lookup: LeaseLookup = LeaseLookup.CACHED
-    cache_max_staleness_seconds: float = 5.0
-    lookup_timeout_seconds: float = 2.0
-    exempt_users: tuple[str, ...] = DEFAULT_EXEMPT_USERS
-    exempt_groups: tuple[str, ...] = DEFAULT_EXEMPT_GROUPS
-    exempt_namespaces: tuple[str, ...] = DEFAULT_EXEMPT_NAMESPACES
-    lock_admin_groups: tuple[str, ...] = DEFAULT_LOCK_ADMIN_GROUPS
-    require_members: bool = False
-    disclose_members: bool = False
-    events: bool = True
-    max_body_bytes: int = 4 * 1024 * 1024
-    retain_freed_memory_mib: int = 16
     port: int = 8443
     health_port: int = 8080
+    bind_address: str = "0.0.0.0"
     tls_cert_file: str = ""
     tls_key_file: str = ""
     cert_dir: str = "/tmp/leasegate-certs"
     service_name: str = "leasegate"
     service_namespace: str = "leasegate-system"
     webhook_config_name: str = ""
-    bind_address: str = "0.0.0.0"
     workers: int = 0
     threads: int = 4
     graceful_timeout_seconds: float = 25.0
     keepalive_seconds: int = 75
     request_read_timeout_seconds: float = 5.0
-    kubeconfig: str = ""
-    event_window_seconds: float = 60.0
-    ledger_enabled: bool = True
-    ledger_retention_days: float = 30.0
-    ledger_max_results: int = 500
-    ledger_flush_seconds: float = 5.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    retain_freed_memory_mib: int = 16
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
-        if self.max_body_bytes < 1024:
-            raise SettingsError("max_body_bytes must be at least 1024")
-        if not 0 <= self.retain_freed_memory_mib <= 1024:
-            raise SettingsError("retain_freed_memory_mib must be between 0 and 1024")
-        if self.lookup_timeout_seconds <= 0:
-            raise SettingsError("lookup_timeout_seconds must be positive")
-        if self.cache_max_staleness_seconds <= 0:
-            raise SettingsError("cache_max_staleness_seconds must be positive")
-        for port in (self.port, self.health_port):
-            if not 0 <= port <= 65535:
-                raise SettingsError(f"port {port} is out of range")
-        if self.workers < 0 or self.threads < 1:
-            raise SettingsError("workers must be >= 0 and threads >= 1")
-        if self.graceful_timeout_seconds < 0 or self.event_window_seconds <= 0:
-            raise SettingsError("graceful_timeout_seconds and event_window_seconds must be positive")
-        if self.request_read_timeout_seconds <= 0:
-            raise SettingsError("request_read_timeout_seconds must be positive")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError(f"log_level {self.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+        self._check_ranges()
+        if self.port and self.port == self.health_port:
+            raise refusal(self, "port", "health_port", says="both listen on the bind address: they must differ")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
-            raise SettingsError("tls_cert_file and tls_key_file must be given together")
-        _ = self.ledger  # the section checks its own values
+            raise refusal(self, "tls_cert_file", "tls_key_file", says="give both or neither")
 
-    @cached_property
-    def policy(self) -> DecisionPolicy:
-        """The part the decision reads (built once: it is on every request's path)."""
-        return DecisionPolicy(lock=self.lock, exempt_users=self.exempt_users, exempt_groups=self.exempt_groups,
-                              exempt_namespaces=self.exempt_namespaces, lock_admin_groups=self.lock_admin_groups,
-                              require_members=self.require_members,
-                              disclose_members=self.disclose_members)
+    def _check_ranges(self) -> None:
+        ranges = {"port": (0, 65535), "health_port": (0, 65535), "workers": (0, None), "threads": (1, None),
+                  "graceful_timeout_seconds": (0, None), "keepalive_seconds": (0, None),
+                  "max_body_bytes": (1024, None), "retain_freed_memory_mib": (0, 1024)}
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                raise refusal(self, name, says=f"must be between {low} and {high}" if high is not None
+                              else f"must be at least {low}")
+        if self.request_read_timeout_seconds <= 0:
+            raise refusal(self, "request_read_timeout_seconds", says="must be positive")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise refusal(self, "log_level", says=f"must be one of {', '.join(_LOG_LEVELS)}")
 
-    @cached_property
-    def lookups(self) -> Lookups:
-        """The part the Lease sources read."""
-        return Lookups(lease_lookup=self.lease_lookup, cache_max_staleness_seconds=self.cache_max_staleness_seconds,
-                       lookup_timeout_seconds=self.lookup_timeout_seconds,
-                       txn_label=self.lock.lock_profile.txn_label, lock_profile=self.lock.lock_profile)
 
-    @cached_property
-    def enforcement(self) -> Enforcement:
-        """The part that says what a refusal means."""
-        return Enforcement(mode=self.mode, lookup_failure_policy=self.lookup_failure_policy)
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Everything the webhook process can be told: one section per concern (see the module doc).
 
-    @cached_property
-    def ledger(self) -> LedgerSettings:
-        """The part the ledger writer reads."""
-        return LedgerSettings(enabled=self.ledger_enabled, retention_seconds=self.ledger_retention_days * 86400,
-                      max_results=self.ledger_max_results, flush_seconds=self.ledger_flush_seconds)
+    ``kubeconfig`` (``LEASEGATE_KUBECONFIG``: the kubeconfig file to reach the
+    API server; empty: in-cluster config, or ``KUBECONFIG``) stays at the top:
+    no section reads it, the wiring (``webhook.app.create_app_from_settings``,
+    ``webhook.serve``) builds the API clients from it and hands the clients to
+    the sections' consumers. ``log_level`` is serving's (gunicorn configures
+    the master's and the workers' logging from it).
+    """
+
+    policy: DecisionPolicy = field(default_factory=DecisionPolicy)
+    lookups: Lookups = field(default_factory=Lookups)
+    enforcement: Enforcement = field(default_factory=Enforcement)
+    events: EventSettings = field(default_factory=EventSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    kubeconfig: str = ""
+
+    @property
+    def lock(self) -> LockSettings:
+        """The lock settings every lock client agrees on (the policy's)."""
+        return self.policy.lock
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
-        env = os.environ if environ is None else environ
-        values = env_overrides(cls, env)
-        values.pop("lock", None)
-        return cls(lock=LockSettings.from_env(env), **values)
-
-    def with_overrides(self, **changes: Any) -> WebhookSettings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """Read every section's ``LEASEGATE_*`` variables over the defaults."""
+        return cls(**env_overrides(cls, os.environ if environ is None else environ))

@@ -12,14 +12,14 @@ Transaction just created or a ServiceAccount name just changed.
 
 Example::
 
-    source = HolderSource(kube, lookups, record)
+    source = HolderSource(api, lookups, record)
     source.lookup(HolderRef("shop", "t42"))   # HolderIdentity or LookupFailed
 """
 
 from __future__ import annotations
 
-from lockcore.profiles import HolderRecord
-from webhook.kube import KubeError, KubeHttp
+from lockcore.profiles import HolderRecord, LockProfile
+from webhook.apiserver import ApiServer, ApiServerError
 from webhook.outcome import HolderIdentity, HolderLookupResult, HolderRef, LookupFailed
 from webhook.settings import Lookups
 
@@ -27,8 +27,8 @@ from webhook.settings import Lookups
 class HolderSource:
     """Reads holder records with a GET bounded by ``lookup_timeout_seconds``."""
 
-    def __init__(self, kube: KubeHttp, lookups: Lookups, record: HolderRecord) -> None:
-        self._kube = kube
+    def __init__(self, api: ApiServer, lookups: Lookups, record: HolderRecord) -> None:
+        self._api = api
         self._timeout = lookups.lookup_timeout_seconds
         self._record = record
 
@@ -36,8 +36,8 @@ class HolderSource:
         """The identity transaction ``ref`` writes as (empty if it has no record); never raises."""
         path = self._record.path(ref.namespace, ref.name)
         try:
-            status, body = self._kube.get_json(path, timeout=self._timeout)
-        except KubeError as exc:
+            status, body = self._api.get_json(path, timeout=self._timeout)
+        except ApiServerError as exc:
             return LookupFailed(str(exc))
         if status == 404:
             return HolderIdentity()  # no record: nobody writes as the holder
@@ -47,10 +47,10 @@ class HolderSource:
         return HolderIdentity(self._record.username(ref.namespace, body))
 
     def close(self) -> None:
-        self._kube.close()
+        self._api.close()
 
 
-def make_holder_source(lookups: Lookups, kube: KubeHttp) -> HolderSource | None:
-    """The holder source the profile needs (None when its Leases have no holder record)."""
-    record = lookups.lock_profile.holder_record
-    return HolderSource(kube, lookups, record) if record is not None else None
+def make_holder_source(lookups: Lookups, profile: LockProfile, api: ApiServer) -> HolderSource | None:
+    """The holder source ``profile`` needs (None when its Leases have no holder record)."""
+    record = profile.holder_record
+    return HolderSource(api, lookups, record) if record is not None else None

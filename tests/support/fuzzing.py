@@ -26,11 +26,11 @@ from webhook.app import create_app
 from webhook.decision import decide, lease_for
 from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, enforce
 from webhook.review import ReviewError, parse_review
-from webhook.settings import WebhookSettings
+from webhook.settings import ServingSettings, WebhookSettings
 
 MAX_BODY = 64 * 1024
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-SETTINGS = WebhookSettings(max_body_bytes=MAX_BODY)
+SETTINGS = WebhookSettings(serving=ServingSettings(max_body_bytes=MAX_BODY))
 LOOKUPS: dict[str, LeaseLookupResult] = {
     "absent": ABSENT,
     "failed": LookupFailed("connection refused"),

@@ -32,12 +32,12 @@ from lockcore.naming import LeaseRef
 from tests.support.cluster import KubectlRunner
 from tests.support.helm import CHART, SCOPE_LABEL, helm, value_args
 from tools.localcluster import LocalCluster
+from webhook.apiserver import ApiServer
 from webhook.audit import EventRecorder
-from webhook.kube import KubeHttp
 from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode, LedgerSettings
+from webhook.settings import EnforcementMode, EventSettings, LedgerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -480,7 +480,7 @@ def test_service_account_rbac_suffices_for_the_ledger(release: Release, kubectl:
     release.install()
     as_chart = _as_chart(release, kubectl)
     outcomes: list[tuple[str, int]] = []
-    replicas = [Ledger(lambda: KubeHttp(as_chart), LedgerSettings(flush_seconds=0.1),
+    replicas = [Ledger(lambda: ApiServer(as_chart), LedgerSettings(flush_seconds=0.1),
                        on_outcome=lambda outcome, n: outcomes.append((outcome, n))) for _ in range(2)]
     for i in range(5):
         replicas[i % 2].record(*_refusal(namespace))
@@ -502,8 +502,8 @@ def test_service_account_rbac_suffices_for_shared_events(release: Release, kubec
     as_chart = _as_chart(release, kubectl)
     request, verdict = _refusal(namespace)
     outcomes: list[str] = []
-    replicas = [EventRecorder(lambda: KubeHttp(as_chart), flush_seconds=0.2, on_outcome=outcomes.append)
-                for _ in range(2)]
+    replicas = [EventRecorder(lambda: ApiServer(as_chart), EventSettings(), flush_seconds=0.2,
+                              on_outcome=outcomes.append) for _ in range(2)]
     for i in range(4):
         replicas[i % 2].record(request, verdict)
     for replica in replicas:

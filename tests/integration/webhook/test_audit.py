@@ -17,11 +17,11 @@ from tests.support.cli import lockcore
 from tests.support.cluster import ApiClientFactory, KubectlRunner
 from tools.localcluster import LocalCluster
 from tools.localwebhook import RunningWebhook, lock, wait_for
+from webhook.apiserver import ApiServer
 from webhook.audit import EventRecorder
-from webhook.kube import KubeHttp
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode
+from webhook.settings import EnforcementMode, EventSettings
 
 pytestmark = pytest.mark.integration
 TXN = "leasegate.io/transaction"
@@ -153,7 +153,7 @@ def test_workers_and_replicas_share_one_event_per_window(
                                resource="configmaps", namespace=namespace, name="shared", username="bob")
     verdict = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=EnforcementMode.DENY, code=403,
                       lease=LeaseRef(namespace, "lg.configmap.shared"), holder="t9", would_deny=True)
-    recorders = [EventRecorder(lambda: KubeHttp(admin), window_seconds=3600, flush_seconds=0.2)
+    recorders = [EventRecorder(lambda: ApiServer(admin), EventSettings(window_seconds=3600), flush_seconds=0.2)
                  for _ in range(2)]
     for i in range(10):
         recorders[i % 2].record(request, verdict)

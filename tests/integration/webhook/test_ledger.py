@@ -46,8 +46,8 @@ from tools.localwebhook import (
     start_webhook,
     wait_for,
 )
+from webhook.apiserver import ApiServer
 from webhook.audit import blocked_write
-from webhook.kube import KubeHttp
 from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
@@ -164,7 +164,7 @@ def test_concurrent_writers_lose_no_count(report_crds: None, namespace: str, api
             outcomes[name] += n
 
     settings = LedgerSettings(flush_seconds=0.05)
-    ledgers = [Ledger(lambda: KubeHttp(api_client_for(cluster)), settings, on_outcome=outcome) for _ in range(4)]
+    ledgers = [Ledger(lambda: ApiServer(api_client_for(cluster)), settings, on_outcome=outcome) for _ in range(4)]
     per_writer = 150
 
     def write(ledger: Ledger, seed: int) -> None:

@@ -7,7 +7,6 @@ kube-apiserver.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
 from typing import Any
@@ -16,12 +15,13 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from lockcore.kube import ENV_PREFIX
 from lockcore.profiles import LockProfile, Profile
-from lockcore.settings import LockSettings
+from lockcore.settings import LockSettings, variables
 from tests.support.helm import CHART, by_kind, container_env, lint, one, template, template_error
 from webhook.policy import ALL_RESOURCES, admission_policies, keepalive_policies
 from webhook.registration import DEFAULT_RESOURCES, chart_file, skip_identities, webhook_configuration
-from webhook.settings import EnforcementMode, WebhookSettings
+from webhook.settings import DecisionPolicy, Enforcement, EnforcementMode, WebhookSettings
 
 # Every documented option, as a values overlay (name -> values).
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -206,12 +206,12 @@ def _settings(values: dict[str, Any]) -> tuple[WebhookSettings, list[dict[str, A
     lock = LockSettings(profile=Profile(config.get("profile", "leasegate")),
                         txn_annotation=config.get("txnAnnotation", "leasegate.io/transaction"),
                         lock_namespace=config.get("lockNamespace", "leasegate-system"))
-    settings = WebhookSettings(lock=lock, require_members=config.get("requireMembers", False),
-                               exempt_users=tuple(config.get("exemptUsers", WebhookSettings.exempt_users)),
-                               exempt_groups=tuple(config.get("exemptGroups", WebhookSettings.exempt_groups)),
-                               namespace_mode_label=config.get("namespaceModeLabel", "leasegate.io/enforcement"),
-                               mode=EnforcementMode(config.get("mode", "deny")))
-    return settings, hook.get("resources")
+    policy = DecisionPolicy(lock=lock, require_members=config.get("requireMembers", False),
+                            exempt_users=tuple(config.get("exemptUsers", DecisionPolicy.exempt_users)),
+                            exempt_groups=tuple(config.get("exemptGroups", DecisionPolicy.exempt_groups)))
+    enforcement = Enforcement(namespace_mode_label=config.get("namespaceModeLabel", "leasegate.io/enforcement"),
+                              mode=EnforcementMode(config.get("mode", "deny")))
+    return WebhookSettings(policy=policy, enforcement=enforcement), hook.get("resources")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=list(OVERLAYS))
@@ -223,13 +223,13 @@ def test_chart_renders_the_registration_the_tests_use(overlay: str) -> None:
     vwc = one(docs, "ValidatingWebhookConfiguration")
     service = one(docs, "Service")["metadata"]["name"]
     ca = base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"])
-    excluded = list(dict.fromkeys(["kube-system", "leasegate-system", *settings.exempt_namespaces]))
+    excluded = list(dict.fromkeys(["kube-system", "leasegate-system", *settings.policy.exempt_namespaces]))
     lease_selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                            "values": list(dict.fromkeys(["kube-system", *settings.exempt_namespaces]))}]}
-    exempt = skip_identities(settings.exempt_users, settings.exempt_groups)
+                                            "values": list(dict.fromkeys(["kube-system", *settings.policy.exempt_namespaces]))}]}
+    exempt = skip_identities(settings.policy.exempt_users, settings.policy.exempt_groups)
     expected = webhook_configuration(
         vwc["metadata"]["name"], ca, service=("leasegate-system", service, 443),
-        profile=settings.lock.lock_profile, resources=resources, require_members=settings.require_members,
+        profile=settings.lock.lock_profile, resources=resources, require_members=settings.policy.require_members,
         namespace_selector={"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
                                                   "values": excluded}]},
         lease_namespace_selector=lease_selector, match_conditions=exempt)
@@ -241,8 +241,8 @@ def test_chart_renders_the_registration_the_tests_use(overlay: str) -> None:
     policies = admission_policies(
         f"reservations.{vwc['metadata']['name']}", lock_namespace=settings.lock.lock_namespace,
         txn_label=settings.lock.lock_profile.txn_label, txn_annotation=settings.lock.txn_annotation,
-        mode=settings.mode.value, resources=resources or ALL_RESOURCES, namespace_selector=lease_selector,
-        cluster_object_selector={}, namespace_mode_label=settings.namespace_mode_label, match_conditions=exempt)
+        mode=settings.enforcement.mode.value, resources=resources or ALL_RESOURCES, namespace_selector=lease_selector,
+        cluster_object_selector={}, namespace_mode_label=settings.enforcement.namespace_mode_label, match_conditions=exempt)
     strip = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in rendered]
     policies += keepalive_policies(f"keepalive.reservations.{vwc['metadata']['name']}")
     want = [{**d, "metadata": {"name": d["metadata"]["name"]}} for d in policies] if fences else []
@@ -389,27 +389,27 @@ def test_image_reference() -> None:
 
 # -- the contract with webhook/settings.py -------------------------------------------------
 
+# Settings as their variables (LEASEGATE_ dropped, lower case), which is what config.* keys become.
 DERIVED = {"tls_cert_file", "tls_key_file", "service_name", "service_namespace", "webhook_config_name"}
-# nested object; generated certificates are never used by the chart; in-cluster config in a pod.
-NOT_CHART_KNOBS = {"lock", "cert_dir", "kubeconfig"}
+# generated certificates are never used by the chart; in-cluster config in a pod.
+NOT_CHART_KNOBS = {"cert_dir", "kubeconfig"}
 # Chart defaults that differ from the webhook's on purpose: a container often sees every CPU of
 # its node, so "two workers per CPU" (workers=0) would oversubscribe the pod's CPU limit.
 DELIBERATE = {"workers": 2}
+SETTINGS = {variable.name.removeprefix(ENV_PREFIX).lower(): variable for variable in variables(WebhookSettings)}
 
 
 def _snake(camel: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
 
 
-def test_every_config_value_is_a_settings_field_and_back() -> None:
+def test_every_config_value_is_a_settings_variable_and_back() -> None:
     import yaml
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    config_fields = {_snake(k) for k in values["config"]}
-    settings_fields = ({f.name for f in dataclasses.fields(WebhookSettings)}
-                       | {f.name for f in dataclasses.fields(LockSettings)})
-    assert config_fields <= settings_fields, f"chart knobs the webhook lacks: {config_fields - settings_fields}"
-    missing = settings_fields - config_fields - DERIVED - NOT_CHART_KNOBS
+    config_keys = {_snake(k) for k in values["config"]}
+    assert config_keys <= SETTINGS.keys(), f"chart knobs the webhook lacks: {config_keys - SETTINGS.keys()}"
+    missing = SETTINGS.keys() - config_keys - DERIVED - NOT_CHART_KNOBS
     assert not missing, f"settings the chart cannot set: {missing}"
 
 
@@ -417,16 +417,16 @@ def test_default_values_render_to_the_webhooks_own_defaults() -> None:
     env = container_env(rendered("default"))
     settings = WebhookSettings.from_env(env)
     defaults = WebhookSettings()
-    for field in dataclasses.fields(WebhookSettings):
-        if field.name in DERIVED | NOT_CHART_KNOBS:
+    for name, variable in SETTINGS.items():
+        if name in DERIVED | NOT_CHART_KNOBS:
             continue
-        expected = DELIBERATE.get(field.name, getattr(defaults, field.name))
-        assert getattr(settings, field.name) == expected, field.name
+        assert variable.read(settings) == DELIBERATE.get(name, variable.read(defaults)), name
     assert settings.lock == defaults.lock
-    assert settings.tls_cert_file == "/etc/leasegate/tls/tls.crt"
-    assert settings.tls_key_file == "/etc/leasegate/tls/tls.key"
-    assert settings.service_namespace == "leasegate-system"
-    assert settings.webhook_config_name == one(rendered("default"), "ValidatingWebhookConfiguration")[
+    serving = settings.serving
+    assert serving.tls_cert_file == "/etc/leasegate/tls/tls.crt"
+    assert serving.tls_key_file == "/etc/leasegate/tls/tls.key"
+    assert serving.service_namespace == "leasegate-system"
+    assert serving.webhook_config_name == one(rendered("default"), "ValidatingWebhookConfiguration")[
         "metadata"]["name"]
 
 
@@ -438,14 +438,17 @@ def test_values_reach_the_webhook() -> None:
         "leaseLookup": "consistent", "events": False, "maxBodyBytes": 1048576,
         "workers": 3, "threads": 8, "gracefulTimeoutSeconds": 10, "logLevel": "DEBUG"}}))
     s = WebhookSettings.from_env(env)
-    assert s.mode.value == "warn"
-    assert s.exempt_users == ("ci-bot", "system:serviceaccount:ops:deployer")
-    assert s.exempt_namespaces == ()
+    assert s.enforcement.mode.value == "warn"
+    assert s.policy.exempt_users == ("ci-bot", "system:serviceaccount:ops:deployer")
+    assert s.policy.exempt_namespaces == ()
     assert s.lock.lock_namespace == "locks" and s.lock.txn_annotation == "example.com/txn"
     assert s.lock.profile.value == "janus"
     assert s.lock.clock_skew_seconds == 3.5
-    assert s.lease_lookup.value == "consistent" and s.events is False and s.max_body_bytes == 1048576
-    assert (s.workers, s.threads, s.graceful_timeout_seconds, s.log_level) == (3, 8, 10.0, "DEBUG")
+    assert s.lookups.lease_lookup.value == "consistent" and s.events.enabled is False
+    serving = s.serving
+    assert serving.max_body_bytes == 1048576
+    assert (serving.workers, serving.threads, serving.graceful_timeout_seconds, serving.log_level) == (
+        3, 8, 10.0, "DEBUG")
 
 
 @pytest.mark.parametrize(("failure_policy", "explicit", "expected"), [

@@ -6,9 +6,7 @@ import platform
 
 import pytest
 
-from lockcore.settings import SettingsError
 from webhook.allocator import retain_freed_memory
-from webhook.settings import WebhookSettings
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
@@ -24,11 +22,3 @@ def test_glibc_takes_any_positive_limit(limit: int) -> None:
     # Above 32 MiB the mmap threshold is capped (glibc refuses more), above 2 GiB the
     # trim threshold too (an int): neither may turn into a refusal.
     assert retain_freed_memory(limit) is True
-
-
-def test_setting_defaults_and_bounds() -> None:
-    assert WebhookSettings().retain_freed_memory_mib == 16
-    assert WebhookSettings.from_env({"LEASEGATE_RETAIN_FREED_MEMORY_MIB": "0"}).retain_freed_memory_mib == 0
-    for bad in (-1, 1025):
-        with pytest.raises(SettingsError, match="retain_freed_memory_mib"):
-            WebhookSettings(retain_freed_memory_mib=bad)

@@ -1,4 +1,4 @@
-"""webhook/ledger.py without a cluster: what is recorded and how it aggregates; its settings section.
+"""webhook/ledger.py without a cluster: what is recorded and how it aggregates (its settings: test_settings.py).
 
 Writing the reports is proved against the real API server (tests/integration/webhook/test_ledger.py).
 """
@@ -11,12 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lockcore.naming import LeaseRef
-from lockcore.settings import SettingsError
-from webhook.kube import KubeHttp
+from webhook.apiserver import ApiServer
 from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
-from webhook.settings import EnforcementMode, LedgerSettings, WebhookSettings
+from webhook.settings import EnforcementMode, LedgerSettings
 
 REQUEST = AdmissionRequest(uid="u", operation="UPDATE", group="", version="v1", kind="ConfigMap",
                            resource="configmaps", namespace="shop", name="cfg", username="bob")
@@ -25,7 +24,7 @@ DENIED = Verdict(allowed=False, reason=Reason.NOT_IN_TRANSACTION, mode=Enforceme
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
-def no_api() -> KubeHttp:
+def no_api() -> ApiServer:
     raise AssertionError("recording must not call the API server")
 
 
@@ -68,18 +67,3 @@ def test_beyond_max_pending_records_a_new_record_is_dropped_and_counted() -> Non
     for user in ("a", "b", "c", "a"):
         made.record(replace(REQUEST, username=user), DENIED)
     assert made.pending() == 3 and outcomes == [("dropped", 1)]
-
-
-def test_the_settings_section() -> None:
-    settings = WebhookSettings.from_env({"LEASEGATE_LEDGER_ENABLED": "false", "LEASEGATE_LEDGER_RETENTION_DAYS": "7",
-                                         "LEASEGATE_LEDGER_MAX_RESULTS": "100", "LEASEGATE_LEDGER_FLUSH_SECONDS": "2"})
-    assert settings.ledger == LedgerSettings(enabled=False, retention_seconds=7 * 86400, max_results=100,
-                                             flush_seconds=2)
-    assert WebhookSettings().ledger == LedgerSettings()
-
-
-@pytest.mark.parametrize("env", [{"LEASEGATE_LEDGER_MAX_RESULTS": "0"}, {"LEASEGATE_LEDGER_MAX_RESULTS": "2001"},
-                                 {"LEASEGATE_LEDGER_FLUSH_SECONDS": "0"}, {"LEASEGATE_LEDGER_RETENTION_DAYS": "-1"}])
-def test_settings_that_cannot_work_are_refused(env: dict[str, str]) -> None:
-    with pytest.raises(SettingsError, match="ledger_"):
-        WebhookSettings.from_env(env)

@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-from lockcore.settings import SettingsError
-from webhook.settings import WebhookSettings
 from webhook.worker import HEAD_LIMIT, PREFETCH_LIMIT, _DeadlineReader, request_ready
 
 HEAD = b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -47,14 +45,6 @@ def test_deadline_reader_returns_data_then_eof_at_the_deadline() -> None:
         assert client.recv(10) == b""  # the client sees the close
         reader.deadline = time.monotonic() - 1
         assert reader.recv(10) == b""  # already past: no wait at all
-
-
-def test_request_read_timeout_setting() -> None:
-    assert WebhookSettings().request_read_timeout_seconds == 5.0
-    env = {"LEASEGATE_REQUEST_READ_TIMEOUT_SECONDS": "2.5"}
-    assert WebhookSettings.from_env(env).request_read_timeout_seconds == 2.5
-    with pytest.raises(SettingsError):
-        WebhookSettings(request_read_timeout_seconds=0)
 
 
 # -- the gunicorn internals DeadlineThreadWorker relies on -------------------------------
