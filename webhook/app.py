@@ -150,13 +150,8 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
         except ReviewError as exc:
             return _bad(exc)
         verdict = _judge_safely(judge, req)
-        latency = time.perf_counter() - started
         if verdict.would_deny:
-            log_decision(req, verdict, latency)
-            if events is not None:
-                events.record(req, verdict)
-            if ledger is not None:
-                ledger.record(req, verdict)
+            _audit(req, verdict, time.perf_counter() - started, events, ledger)
         review = build_response(
             req.uid, allowed=verdict.allowed, code=verdict.code, message=verdict.message,
             reason=verdict.status_reason, warnings=verdict.warnings, audit_annotations=audit_annotations(req, verdict),
@@ -172,6 +167,16 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
         return app.response_class(json.dumps({"error": str(exc)}), code, mimetype=_JSON)
 
     return app
+
+
+def _audit(req: AdmissionRequest, verdict: Verdict, latency: float, events: EventRecorder | None,
+           ledger: Ledger | None) -> None:
+    """The traces of a (would-be) refusal: the log line, the Event, the ledger's result."""
+    log_decision(req, verdict, latency)
+    if events is not None:
+        events.record(req, verdict)
+    if ledger is not None:
+        ledger.record(req, verdict)
 
 
 def _read_body(max_body: int) -> bytes:

@@ -45,7 +45,7 @@ def _metrics() -> SimpleNamespace:
 
 
 def _build() -> SimpleNamespace:
-    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client import Counter, Histogram
 
     DECISIONS = Counter(
         "leasegate_admission_decisions_total",
@@ -67,6 +67,13 @@ def _build() -> SimpleNamespace:
         "Requests that were not a valid AdmissionReview, by HTTP status.",
         ["status"],
     )
+    return SimpleNamespace(DECISIONS=DECISIONS, DURATION=DURATION, REQUEST_BYTES=REQUEST_BYTES,
+                           BAD_REQUESTS=BAD_REQUESTS, **vars(_build_lookups_and_audit()))
+
+
+def _build_lookups_and_audit() -> SimpleNamespace:
+    from prometheus_client import Counter, Gauge
+
     LOOKUP_ERRORS = Counter(
         "leasegate_lease_lookup_errors_total", "Lease lookups that failed (API error or timeout)."
     )
