@@ -132,8 +132,7 @@ def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventR
                clock: Callable[[], datetime] = utcnow) -> Flask:
     """The WSGI app answering AdmissionReviews on ``POST /validate``.
 
-    Of ``settings`` it reads the policy and the enforcement (the :class:`Judge`'s)
-    and serving's ``max_body_bytes``; the collaborators come built.
+    It reads the policy and enforcement sections (the :class:`Judge`'s) and serving's ``max_body_bytes``.
     """
     app = Flask("leasegate-webhook")
     judge = Judge(settings.policy, settings.enforcement, leases, namespace_modes=namespace_modes, holders=holders,
