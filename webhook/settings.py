@@ -10,8 +10,8 @@ section             what it says                                         read by
                     :class:`LockSettings`) and the rules' exemptions,     ``webhook.lease_writes``
                     lock admins, members rules (:class:`DecisionPolicy`)
 ``lookups``         how Leases and holder records are read                ``webhook.leases``,
-                    (:class:`Lookups`); the lock profile comes apart,     ``webhook.transactions``
-                    from ``policy.lock``
+                    (:class:`Lookups`); the lock profile is handed        ``webhook.transactions``
+                    beside it, from ``policy.lock``
 ``enforcement``     what a refusal means: mode, the namespace label,      ``webhook.outcome.enforce``,
                     unreadable Leases (:class:`Enforcement`)              ``webhook.namespaces``
 ``events``          WriteBlocked Events (:class:`EventSettings`)          ``webhook.audit.EventRecorder``
@@ -310,6 +310,12 @@ class ServingSettings:
 @dataclass(frozen=True)
 class WebhookSettings:
     """Everything the webhook process can be told: one section per concern (see the module doc).
+
+    The lock settings are the policy's (``policy.lock``; :attr:`lock` reads
+    them), not a section beside it: :func:`webhook.decision.decide` needs them
+    with the exemptions, and a second copy could disagree with the first. The
+    Lease sources take ``lock.lock_profile`` as an argument, not a copy in
+    their section.
 
     ``kubeconfig`` (``LEASEGATE_KUBECONFIG``: the kubeconfig file to reach the
     API server; empty: in-cluster config, or ``KUBECONFIG``) stays at the top:
