@@ -17,8 +17,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.holding import hold
-from lockcore.kube import LOCKED_LABEL
+from lockcore.kube import LOCKED_LABEL, PRINCIPAL_ANNOTATION
 from lockcore.manager import LeaseManager
+from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.naming import ResourceKey
 from lockcore.settings import LockSettings
 from tests.support.cluster import ApiClientFactory
@@ -105,6 +106,13 @@ def cluster_role(name: str, key: str) -> dict[str, object]:
     return {"metadata": {"name": name, "labels": {OBJECT_SELECT_LABEL: key}}, "rules": []}
 
 
+def bound_lease(name: str, principal: str, members: str) -> dict[str, object]:
+    """A lock Lease recording ``principal`` and the raw ``members`` annotation (what a hand-made lock sends)."""
+    return {"metadata": {"name": name, "labels": {"leasegate.io/transaction": "t9"},
+                         "annotations": {PRINCIPAL_ANNOTATION: principal, MEMBERS_ANNOTATION: members}},
+            "spec": {"holderIdentity": "t9", "leaseDurationSeconds": 60}}
+
+
 def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objects(
         namespaces: list[str], cluster_locks: str, drill: RunningWebhook, api_client: ApiClientFactory,
         webhook_factory: WebhookFactory) -> None:
@@ -140,6 +148,15 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
         ref = alice.acquire(free, "t2", 60)
         assert core.read_namespaced_config_map("free", home).metadata.labels[LOCKED_LABEL] == "t2"
         alice.release(ref, "t2")
+        # So is an identity-bound one (its members read in-process), and bob is no member of it.
+        ref = alice.acquire(free, "t2m", 60, members=["user:carol"])
+        assert status_of(bob.patch_namespaced_config_map, "free", home, {"data": {"x": "1"}}) >= 400
+        alice.release(ref, "t2m")
+        # A lock recording members without its creator still needs the webhook: refused while it is down.
+        assert status_of(client.CoordinationV1Api(bob_api).create_namespaced_lease, home, as_body(
+            bound_lease("lg.configmap.bobs", "bob", '{"groups":[],"users":["carol"],"version":1}'))) >= 400
+        assert status_of(client.CoordinationV1Api(bob_api).create_namespaced_lease, home, as_body(
+            bound_lease("lg.configmap.typo", "bob", '{"users":["bob"]}'))) >= 400
         # Everyone else's writes of what the locks hold are refused.
         assert status_of(bob.patch_namespaced_config_map, "locked", home, {"data": {"x": "1"}}) >= 400
         assert status_of(bob.delete_namespaced_config_map, "locked", home) >= 400
