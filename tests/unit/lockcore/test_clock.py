@@ -41,12 +41,18 @@ def test_fake_time_moves_only_when_advanced_or_slept() -> None:
         clock.advance(-1)
 
 
-def test_a_fake_wait_ends_when_time_passes_its_deadline() -> None:
-    clock, event = FakeClock(), threading.Event()
+def waiting(clock: FakeClock, event: threading.Event, timeout: float) -> tuple[threading.Thread, list[bool]]:
+    """A thread in ``clock.wait(event, timeout)`` (started, and waiting by the time this returns), and its outcome."""
     outcome: list[bool] = []
-    waiter = threading.Thread(target=lambda: outcome.append(clock.wait(event, 10)))
+    waiter = threading.Thread(target=lambda: outcome.append(clock.wait(event, timeout)))
     waiter.start()
     clock.await_waiters(1)
+    return waiter, outcome
+
+
+def test_a_fake_wait_ends_when_time_passes_its_deadline() -> None:
+    clock, event = FakeClock(), threading.Event()
+    waiter, outcome = waiting(clock, event, 10)
     clock.advance(9.5)
     assert clock.waiters() == 1 and outcome == []
     clock.advance(0.5)
@@ -56,10 +62,7 @@ def test_a_fake_wait_ends_when_time_passes_its_deadline() -> None:
 
 def test_a_fake_wait_ends_when_its_event_is_set() -> None:
     clock, event = FakeClock(), threading.Event()
-    outcome: list[bool] = []
-    waiter = threading.Thread(target=lambda: outcome.append(clock.wait(event, 10)))
-    waiter.start()
-    clock.await_waiters(1)
+    waiter, outcome = waiting(clock, event, 10)
     event.set()
     waiter.join(2)
     assert outcome == [True] and clock.waiters() == 0 and clock.monotonic() == 1000.0
