@@ -24,7 +24,6 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.kube import LOCKABLE_RESOURCES, LOCKED_LABEL
-from lockcore.lease import utcnow
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, ResourceKey
 from lockcore.resources import Discovery, ResourceType, request_json
@@ -82,7 +81,7 @@ def _why_stale(manager: LeaseManager, key: ResourceKey, txn: str) -> str:
     state = manager.get_lock(manager.ref_for(key))
     if state is None:
         return "no lease"
-    if not state.is_live(utcnow(), manager.settings.clock_skew_seconds):
+    if not state.is_live(manager.clock.now(), manager.settings.clock_skew_seconds):
         return "lease expired"
     if state.holder != txn:
         return f"lease held by {state.holder!r}"

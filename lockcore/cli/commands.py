@@ -18,9 +18,9 @@ from lockcore.cli.context import Context
 from lockcore.cli.failures import UsageError
 from lockcore.cli.output import lease_json, lock_json, locks_json, members_text, table
 from lockcore.cli.parser import EXIT_OK
+from lockcore.clock import utcnow
 from lockcore.fence import Fence
 from lockcore.holding import acquire_all
-from lockcore.lease import utcnow
 from lockcore.ledger import AuditFilter, blocked_writes, parse_since
 from lockcore.locate import find_lock
 from lockcore.members import Members
