@@ -308,6 +308,26 @@ class LeaseManager:
             self._fence.unstamp_quietly(current.state.resource, current.state.holder)
         return deleted
 
+    def release_expired(self, lease: LeaseRef) -> bool:
+        """Delete a lock that expired without being released (past the skew margin), then its marker.
+
+        Returns False, deleting nothing, if the lock is live, gone, or changed
+        since it was read (taken over in between). Anyone may: the webhook
+        lets anyone delete an expired lock. It is how a crashed holder's
+        reservation stops refusing creates of its name (``kubectl lock prune --apply``).
+
+        >>> manager.release_expired(LeaseRef("shop", "lg.configmap.cfg"))  # doctest: +SKIP
+        True
+        """
+        seen = self._store.get(_check_ref(lease))
+        if seen is None or seen.state.is_live(self.clock.now(), self.settings.clock_skew_seconds):
+            return False
+        if not self._store.delete_if_unchanged(lease, seen):
+            return False
+        if seen.state.resource is not None and self._fences:
+            self._fence.unstamp_quietly(seen.state.resource, seen.state.holder)
+        return True
+
     def get_lock(self, lease: LeaseRef) -> LeaseState | None:
         """The lock's current state, or None if there is no such Lease."""
         seen = self._store.get(_check_ref(lease))

@@ -22,6 +22,7 @@ from lockcore.manager import LeaseManager
 from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.naming import ResourceKey
 from lockcore.settings import LockSettings
+from tests.support.calls import status_of
 from tests.support.cluster import ApiClientFactory
 from tests.support.webhooks import WebhookFactory
 from tools.localwebhook import (
@@ -38,15 +39,6 @@ from tools.localwebhook import (
 pytestmark = pytest.mark.integration
 TTL = 3
 NAMESPACES = 10
-
-
-def status_of(call: object, *args: object, **kwargs: object) -> int:
-    """The HTTP status a client call ended with (201/200 on success)."""
-    try:
-        call(*args, _preload_content=False, **kwargs)  # type: ignore[operator]
-        return 200
-    except ApiException as exc:
-        return int(exc.status)
 
 
 @pytest.fixture
@@ -130,7 +122,7 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
                for i in range(100) for ns in namespaces]
     created += [status_of(bob_rbac.create_cluster_role, as_body(cluster_role(f"cr-{drill.key}-{i}", drill.key)))
                 for i in range(100)]
-    assert created == [200] * 1100
+    assert created == [201] * 1100
     assert drill.metric("leasegate_admission_decisions_total") == calls, "a create reached the webhook"
 
     with hold(alice, [locked, reserved, role], "t1", ttl=TTL) as held:
@@ -142,7 +134,7 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
                   for i in range(10) for ns in namespaces]
         during += [status_of(bob_rbac.create_cluster_role, as_body(cluster_role(f"out-{drill.key}-{i}", drill.key)))
                    for i in range(10)]
-        assert during == [200] * 110
+        assert during == [201] * 110
         # A free object is acquired (Lease and marker) and released, without the webhook.
         free = ResourceKey("", "ConfigMap", home, "free")
         ref = alice.acquire(free, "t2", 60)
@@ -172,8 +164,8 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
         held.check()
     # Released during the outage: the objects are free again, at once.
     assert status_of(bob.patch_namespaced_config_map, "locked", home, {"data": {"x": "2"}}) == 200
-    assert status_of(bob.create_namespaced_config_map, home, as_body({"metadata": {"name": "reserved"}})) == 200
-    assert status_of(bob_rbac.create_cluster_role, as_body(cluster_role(role.name, drill.key))) in (200, 201)
+    assert status_of(bob.create_namespaced_config_map, home, as_body({"metadata": {"name": "reserved"}})) == 201
+    assert status_of(bob_rbac.create_cluster_role, as_body(cluster_role(role.name, drill.key))) == 201
 
     back = webhook_factory(drill.key, lease_lookup="consistent")  # the pods return
     register_webhook(admin, back)
