@@ -21,15 +21,13 @@ from lockcore.kube import LOCKED_LABEL, PRINCIPAL_ANNOTATION
 from lockcore.manager import LeaseManager
 from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.naming import ResourceKey
-from lockcore.settings import LockSettings
 from tests.support.calls import status_of
 from tests.support.cluster import ApiClientFactory
-from tests.support.webhooks import WebhookFactory
+from tests.support.webhooks import WebhookFactory, cluster_scoped_locking
 from tools.localwebhook import (
     OBJECT_SELECT_LABEL,
     RunningWebhook,
     as_body,
-    ensure_namespace,
     grant_edit,
     guard,
     register_webhook,
@@ -67,31 +65,8 @@ def namespaces(namespace: str, api_client: ApiClientFactory, drill: RunningWebho
 
 @pytest.fixture
 def cluster_locks(api_client: ApiClientFactory, drill: RunningWebhook) -> Iterator[str]:
-    """Let alice lock cluster-scoped objects (Leases in the lock namespace), bob create ClusterRoles."""
-    admin = api_client("admin")
-    lock_ns = LockSettings().lock_namespace
-    ensure_namespace(admin, lock_ns)
-    if not _has_role(admin, lock_ns):
-        grant_edit(admin, lock_ns, locks=True)
-    rbac = client.RbacAuthorizationV1Api(admin)
-    name = f"drill-clusterroles-{drill.key}"
-    rbac.create_cluster_role(as_body({"metadata": {"name": name}, "rules": [
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["*"]}]}),
-        _preload_content=False)
-    rbac.create_cluster_role_binding(as_body({"metadata": {"name": name}, "roleRef": {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}]}), _preload_content=False)
-    yield lock_ns
-    rbac.delete_cluster_role_binding(name)
-    rbac.delete_cluster_role(name)
-
-
-def _has_role(api: client.ApiClient, namespace: str) -> bool:
-    try:
-        client.RbacAuthorizationV1Api(api).read_namespaced_role("developers-edit", namespace)
-        return True
-    except ApiException:
-        return False
+    with cluster_scoped_locking(api_client("admin"), drill, f"drill-clusterroles-{drill.key}") as label:
+        yield label
 
 
 def cluster_role(name: str, key: str) -> dict[str, object]:
