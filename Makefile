@@ -76,7 +76,7 @@ PYTEST_NODE :=
 endif
 
 test: tools $(NODE_TEST_DEPS) lint typecheck ## lint, mypy --strict, then every test (real API server, real node)
-	$(PY) -m pytest tests $(PYTEST_NODE)
+	$(PY) -m pytest tests $(PYTEST_NODE) --durations=25
 
 unit: venv ## unit tests only (no control plane)
 	$(PY) -m pytest tests/unit

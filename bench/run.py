@@ -77,7 +77,7 @@ MODES = ("cached", "consistent")
 class Bench:
     """One benchmark run: the cluster, the request bodies, the results collected so far."""
 
-    def __init__(self, cluster: LocalCluster, plan: Plan, out: Path) -> None:
+    def __init__(self, cluster: LocalCluster, plan: Plan, out: Path, settings: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.plan = plan
         self.out = out
@@ -86,7 +86,7 @@ class Bench:
         self.workdir.mkdir(parents=True)
         self.api = admin_client(cluster.kubeconfig)
         self.lock_settings = LockSettings()
-        self.chart = chart_settings()
+        self.chart = {**chart_settings(), **(settings or {})}
         self.bodies = out / "bodies"
         self.results: dict[str, Any] = {"plan": asdict(plan), "chart_settings": self.chart, "load": []}
         self._serial = 0
@@ -410,14 +410,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="~2 minutes: smaller populations, shorter runs")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out")
     parser.add_argument("--only", default="", help="comma list of sections: webhook,e2e,lockcore")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one of the chart's webhook settings for the experiment: a LEASEGATE_ variable "
+                             "without its prefix, lower case (--set events=false --set log_level=ERROR)")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.set):
+        parser.error("--set takes NAME=VALUE")
     plan = QUICK if args.quick else FULL
     only = set(filter(None, args.only.split(",")))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: dict[str, Any]
     with running(args.out / "cluster") as cluster:
-        bench = Bench(cluster, plan, args.out)
+        bench = Bench(cluster, plan, args.out, dict(item.split("=", 1) for item in args.set))
         bench.results["machine"] = machine()
         bench.results["machine"]["kube_apiserver"] = cluster.version().get("gitVersion")
         bench.results["command"] = " ".join(["python -m bench.run", *(argv or sys.argv[1:])])

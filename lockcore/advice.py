@@ -2,7 +2,7 @@
 
 * **Nothing enforces the lock.** The leasegate ValidatingWebhookConfigurations
   (labelled ``app.kubernetes.io/managed-by=leasegate``, or named by the caller)
-  are read and matched with :mod:`lockcore.enforcement`; a kind or namespace
+  are read and matched with :mod:`lockcore.coverage`; a kind or namespace
   none of their webhooks judges gets a warning. A caller who may not read them
   gets none (nothing to go on); a cluster with none installed gets one notice.
 * **An unlocked owner.** The garbage collector (exempt from the webhook)
@@ -34,9 +34,8 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lockcore.enforcement import MANAGED_BY_SELECTOR, Write, covering_webhooks
+from lockcore.coverage import MANAGED_BY_SELECTOR, Write, covering_webhooks
 from lockcore.errors import LockError
-from lockcore.lease import utcnow
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, ResourceKey, describe_object
 from lockcore.resources import Discovery, ResourceType
@@ -66,7 +65,7 @@ def acquire_warnings(api: client.ApiClient, manager: LeaseManager, locked: Seque
     check instead of those labelled as leasegate's.
     """
     metadata = {item: object_metadata(api, item) for item in locked}
-    lines = _enforcement(api, locked, metadata, configurations)
+    lines = _coverage(api, locked, metadata, configurations)
     owners = _Owners(api, manager, Discovery(api))
     for item in locked:
         lines += owners.warnings(item, metadata[item], retry_hint)
@@ -105,7 +104,7 @@ def webhook_configurations(api: client.ApiClient, names: Sequence[str] = ()) -> 
     return None if listed is None else list(listed.get("items") or [])
 
 
-def _enforcement(api: client.ApiClient, locked: Sequence[Locked], metadata: Mapping[Locked, dict[str, Any] | None],
+def _coverage(api: client.ApiClient, locked: Sequence[Locked], metadata: Mapping[Locked, dict[str, Any] | None],
                  names: Sequence[str]) -> list[str]:
     try:
         configurations = webhook_configurations(api, names)
@@ -200,4 +199,4 @@ def _is_locked(manager: LeaseManager, key: ResourceKey) -> bool:
         state = manager.get_lock(manager.ref_for(key))
     except LockError:
         return True  # cannot tell: say nothing rather than something wrong
-    return state is not None and state.is_live(utcnow(), manager.settings.clock_skew_seconds)
+    return state is not None and state.is_live(manager.clock.now(), manager.settings.clock_skew_seconds)

@@ -21,12 +21,12 @@ Example::
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.errors import FenceError, FenceOp, LockError
 from lockcore.kube import (
     LEASE_API_VERSION,
@@ -58,12 +58,14 @@ class Fence:
         api_client: an official-client ``ApiClient``.
         request_timeout: seconds before a call is abandoned.
         discovery: resolves kinds to REST paths (shared with a CLI's own).
+        clock: times the reservation probes (a fake one in tests).
     """
 
     def __init__(self, api_client: Any, *, request_timeout: float = 10.0,
-                 discovery: Discovery | None = None) -> None:
+                 discovery: Discovery | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._api = api_client
         self._timeout = request_timeout
+        self._clock = clock
         self._discovery = discovery or Discovery(api_client, timeout=request_timeout)
         # Namespaces no reservation policy judged when last probed, and until when to trust that.
         self._unjudged: dict[str, float] = {}
@@ -128,33 +130,38 @@ class Fence:
         leasegate policy judges the namespace. Raises :class:`FenceError` if
         the reservation is not in force after ``timeout`` seconds.
         """
-        if self._unjudged.get(lease.namespace, 0.0) > time.monotonic():
+        if self._unjudged.get(lease.namespace, 0.0) > self._clock.monotonic():
             return False
-        body = {"apiVersion": LEASE_API_VERSION, "kind": "Lease",
-                "metadata": {"generateName": "leasegate-probe-", "labels": {PROBE_LABEL: lease.name}}}
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
         delay = 0.002
         while True:
-            try:
-                status, answer, warnings = request_json_warned(
-                    self._api, "POST", lease_path(lease.namespace), body=body, query={"dryRun": "All"},
-                    timeout=self._timeout)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise FenceError("reserving", key, str(exc) or exc.__class__.__name__) from exc
-            seen = status >= 400 and IN_FORCE in _message(answer)
-            if status >= 400 and not seen:
-                raise FenceError("reserving", key, _message(answer), status=status)
-            judged = seen or any(PROBE_WARNING in w for w in warnings)
-            if not judged:  # asked again only after a while (leasegate may be installed meanwhile)
-                self._unjudged[lease.namespace] = time.monotonic() + UNJUDGED_FOR_SECONDS
+            judged, seen = self._probe(key, lease)
             if not judged or seen == present:
                 return judged
-            if time.monotonic() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 state = "see" if present else "let go of"
                 raise FenceError("reserving", key, f"the reservation policy did not {state} lock lease "
                                  f"{lease} within {timeout:.0f}s")
-            time.sleep(delay)
+            self._clock.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    def _probe(self, key: ResourceKey, lease: LeaseRef) -> tuple[bool, bool]:
+        """One dry-run create of a probe Lease: (whether a reservation policy judges here, whether it sees ``lease``)."""
+        body = {"apiVersion": LEASE_API_VERSION, "kind": "Lease",
+                "metadata": {"generateName": "leasegate-probe-", "labels": {PROBE_LABEL: lease.name}}}
+        try:
+            status, answer, warnings = request_json_warned(
+                self._api, "POST", lease_path(lease.namespace), body=body, query={"dryRun": "All"},
+                timeout=self._timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise FenceError("reserving", key, str(exc) or exc.__class__.__name__) from exc
+        seen = status >= 400 and IN_FORCE in _message(answer)
+        if status >= 400 and not seen:
+            raise FenceError("reserving", key, _message(answer), status=status)
+        judged = seen or any(PROBE_WARNING in w for w in warnings)
+        if not judged:  # asked again only after a while (leasegate may be installed meanwhile)
+            self._unjudged[lease.namespace] = self._clock.monotonic() + UNJUDGED_FOR_SECONDS
+        return judged, seen
 
     def await_reservation_quietly(self, key: ResourceKey, lease: LeaseRef) -> None:
         """After a release: wait until creates of the name pass again; a failure only delays that."""

@@ -29,11 +29,11 @@ Example::
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol
 
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.errors import LeaseOpError, LockError
 from lockcore.lease import lease_seconds
 from lockcore.manager import Manager, MemberSpecs, Timeout
@@ -70,6 +70,7 @@ class HeldLocks:
         ...     ...                   # only alice (who acquires) and bob may write key
 
     ``members`` makes the locks identity-bound (see :func:`acquire_all`).
+    ``clock`` times the renewals and the leases' run-out (a fake one in tests).
 
     Attributes:
         refs: the Lease references, in acquisition (sorted) order.
@@ -90,8 +91,10 @@ class HeldLocks:
         raise_on_loss: bool = True,
         fence: bool = True,
         members: MemberSpecs | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._manager = manager
+        self._clock = clock
         self.txn = validate_txn(txn)
         self.ttl = ttl
         self._ttl_seconds = lease_seconds(ttl)
@@ -118,7 +121,7 @@ class HeldLocks:
 
     def __enter__(self) -> HeldLocks:
         _acquire_in_order(self._manager, self._keys, self.txn, self.ttl, wait=self._wait, fence=self._fence,
-                          members=self._members, on_acquired=self._renewed_at.__setitem__)
+                          members=self._members, on_acquired=self._renewed_at.__setitem__, clock=self._clock)
         self._threads = [
             threading.Thread(target=loop, name=f"lockcore-{role}-{self.txn}", daemon=True)
             for role, loop in (("renew", self._renew_loop), ("watch", self._watch_loop))
@@ -152,7 +155,7 @@ class HeldLocks:
         still stuck in a call to an unresponsive API server.
         """
         if self.loss is None:
-            self._mark_run_out(time.monotonic())
+            self._mark_run_out(self._clock.monotonic())
         if self.loss is not None:
             raise self.loss
 
@@ -166,7 +169,7 @@ class HeldLocks:
         return False
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self._interval) and self.loss is None:
+        while not self._clock.wait(self._stop, self._interval) and self.loss is None:
             for ref in self.refs:
                 if self._stop.is_set():
                     return
@@ -181,15 +184,15 @@ class HeldLocks:
         # a lease ends, not at the renewer's next tick.
         while self.loss is None:
             run_out = min(self._renewed_at.values()) + self._ttl_seconds
-            if self._stop.wait(max(0.0, run_out - time.monotonic())):
+            if self._clock.wait(self._stop, max(0.0, run_out - self._clock.monotonic())):
                 return
-            self._mark_run_out(time.monotonic())
+            self._mark_run_out(self._clock.monotonic())
 
     def _renew(self, ref: LeaseRef) -> BaseException | None:
         """Renew one lock; return the error that means it is lost, else None."""
         # The new renewTime is stamped before the request leaves, so the lease
         # is counted from here, not from when the answer came back.
-        started = time.monotonic()
+        started = self._clock.monotonic()
         try:
             self._manager.renew(ref, self.txn, self.ttl)
         except LeaseOpError as exc:
@@ -225,21 +228,22 @@ def acquire_all(
     on_acquired: Callable[[LeaseRef, float], None] | None = None,
     fence: bool = True,
     members: MemberSpecs | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[LeaseRef]:
     """Lock every key for ``txn``, all or nothing, in sorted Lease order.
 
     Two transactions that want overlapping sets always try them in the same
     order, so neither can sit on one lock while waiting for the other's. If
     any acquire fails, the locks already taken are released before the error
-    propagates. ``on_acquired(ref, started)`` gets the monotonic time each
-    acquire was *sent*, from which its lease counts. ``members`` makes every
+    propagates. ``on_acquired(ref, started)`` gets the ``clock``'s monotonic
+    time each acquire was *sent*, from which its lease counts. ``members`` makes every
     lock identity-bound (:meth:`lockcore.manager.LeaseManager.acquire`).
 
     >>> refs = acquire_all(manager, [web, config], "t42", ttl=600)  # doctest: +SKIP
     >>> refs = acquire_all(manager, [web], "t42", ttl=600, members=["group:sre"])  # doctest: +SKIP
     """
     return _acquire_in_order(manager, _keys_by_lease(manager, keys), txn, ttl, wait=wait, fence=fence,
-                             members=members, on_acquired=on_acquired)
+                             members=members, on_acquired=on_acquired, clock=clock)
 
 
 def _acquire_in_order(
@@ -252,12 +256,13 @@ def _acquire_in_order(
     fence: bool,
     members: MemberSpecs | None,
     on_acquired: Callable[[LeaseRef, float], None] | None,
+    clock: Clock,
 ) -> list[LeaseRef]:
     """:func:`acquire_all` for keys already mapped to their Leases."""
     taken: list[LeaseRef] = []
     try:
         for ref in sorted(by_ref):
-            started = time.monotonic()
+            started = clock.monotonic()
             manager.acquire(by_ref[ref], txn, ttl, wait=wait, fence=fence, members=members)
             taken.append(ref)
             if on_acquired is not None:

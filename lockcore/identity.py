@@ -9,11 +9,14 @@ Example::
 
     >>> who_am_i(api_client)  # doctest: +SKIP
     'alice'
+    >>> Principal(api_client).name()  # asked once, then remembered  # doctest: +SKIP
+    'alice'
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from kubernetes import client
@@ -34,3 +37,23 @@ def who_am_i(api_client: Any, *, timeout: float | None = None) -> str:
                                                    _request_timeout=timeout)
     review = json.loads(response.data)
     return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
+
+
+class Principal:
+    """The username a lock client records on its Leases: given, or asked of the API server once.
+
+    Safe to share between threads. ``name`` raises as :func:`who_am_i` does
+    (the client's ``ApiException``, a transport error) until asking succeeds.
+    """
+
+    def __init__(self, api_client: Any, *, known: str | None = None, timeout: float | None = None) -> None:
+        self._api = api_client
+        self._name = known
+        self._timeout = timeout
+        self._lock = threading.Lock()
+
+    def name(self) -> str:
+        with self._lock:
+            if self._name is None:
+                self._name = who_am_i(self._api, timeout=self._timeout)
+            return self._name

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lockcore.clock import utcnow
 from lockcore.kube import (
     LEASE_API_VERSION,
     MANAGED_BY_LABEL,
@@ -68,10 +69,6 @@ def lease_seconds(timeout: float | timedelta) -> int:
     if seconds > MAX_LEASE_SECONDS:
         raise ValueError(f"lock timeout {seconds:.0f}s exceeds the maximum of {MAX_LEASE_SECONDS}s")
     return math.ceil(seconds)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -204,27 +201,23 @@ def lease_body(
 
     ``members`` (an identity-bound lock) go into :data:`~lockcore.members.MEMBERS_ANNOTATION`.
     """
-    validate_txn(txn)
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, txn_label(profile): validate_txn(txn)},
+        "annotations": _annotations(key, principal, members),
+    }
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    spec = {"holderIdentity": txn, "leaseDurationSeconds": duration_seconds,
+            "acquireTime": format_micro_time(acquire_time or now), "renewTime": format_micro_time(now)}
+    return {"apiVersion": LEASE_API_VERSION, "kind": "Lease", "metadata": metadata, "spec": spec}
+
+
+def _annotations(key: ResourceKey, principal: str, members: Members | None) -> dict[str, str]:
+    """What a lock Lease records beside its holder: the locked object, who took it, its members."""
     annotations = {RESOURCE_ANNOTATION: key.encode(), TARGET_ANNOTATION: key.target(),
                    PRINCIPAL_ANNOTATION: principal}
     if members is not None:
         annotations[MEMBERS_ANNOTATION] = members.encode()
-    metadata: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, txn_label(profile): txn},
-        "annotations": annotations,
-    }
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    return {
-        "apiVersion": LEASE_API_VERSION,
-        "kind": "Lease",
-        "metadata": metadata,
-        "spec": {
-            "holderIdentity": txn,
-            "leaseDurationSeconds": duration_seconds,
-            "acquireTime": format_micro_time(acquire_time or now),
-            "renewTime": format_micro_time(now),
-        },
-    }
+    return annotations

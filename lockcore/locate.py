@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 from lockcore.errors import LeaseOpError
-from lockcore.lease import LeaseState, utcnow
+from lockcore.lease import LeaseState
 from lockcore.manager import LeaseManager
 from lockcore.naming import LeaseRef, ResourceKey
 
@@ -43,7 +43,7 @@ def find_lock(manager: LeaseManager, key: ResourceKey) -> tuple[LeaseRef, LeaseS
         return ref, manager.get_lock(ref)
     target = scheme.target(key.kind, key.name)
     found = [state for state in everywhere if scheme.target_of(state.namespace, state.name) == target]
-    now, skew = utcnow(), manager.settings.clock_skew_seconds
+    now, skew = manager.clock.now(), manager.settings.clock_skew_seconds
     found.sort(key=lambda state: (not state.is_live(now, skew), state.namespace))
     if not found:
         return ref, None

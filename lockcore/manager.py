@@ -1,21 +1,20 @@
 """The lock manager: acquire, renew and release Lease locks, race-free.
 
 :class:`LeaseManager` implements the reference ``Manager`` API on
-``coordination.k8s.io/v1`` Leases. Every write is conditional, so concurrent
-clients can never both believe they hold one lock:
+``coordination.k8s.io/v1`` Leases. It validates what callers pass (before any
+API call), resolves who is asking, and composes three collaborators:
 
-* acquire creates the Lease (one call when uncontended); a 409 AlreadyExists
-  means someone holds or held it: it is read, then renewed (same transaction)
-  or taken over (expired) by an update carrying the read ``resourceVersion``,
-  which the API server refuses (409) if anyone wrote in between;
-* renew is one JSON patch whose ``test`` operations check that the holder is
-  still this transaction and ``renewTime`` is still the value this manager last
-  saw, so a renew can never resurrect a lease that someone else took over;
-* release deletes with ``resourceVersion`` and ``uid`` preconditions, so it
-  never deletes a lease someone else took over after it was read.
+* :class:`~lockcore.algorithm.LockAlgorithm` decides what to write (create,
+  renew, take over an expired lock, refuse a live one, wait);
+* :class:`~lockcore.store.LeaseStore` beneath it makes every write
+  conditional, so concurrent clients can never both believe they hold one
+  lock: a create, a PUT on the ``resourceVersion`` read, a JSON patch testing
+  holder and ``renewTime``, a DELETE with ``resourceVersion`` and ``uid``
+  preconditions;
+* :class:`~lockcore.fence.Fence` stamps the locked object after the Lease is
+  won and removes the stamp after it is deleted.
 
-Leases are read as the API server's JSON (``_preload_content=False``) and
-judged by :class:`lockcore.lease.LeaseState`, the parser the webhook uses too.
+One :class:`~lockcore.clock.Clock` serves the algorithm and the fence.
 
 Example::
 
@@ -29,54 +28,32 @@ Example::
 
 from __future__ import annotations
 
-import json
 import random
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, Protocol
 
 import urllib3
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from lockcore.algorithm import Ask, LockAlgorithm
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.connect import api_client_from
-from lockcore.errors import (
-    AlreadyLockedError,
-    LeaseOp,
-    LeaseOpError,
-    LockError,
-    LockExpiredError,
-)
+from lockcore.errors import LeaseOpError, LockError
 from lockcore.fence import Fence, FenceError
-from lockcore.identity import who_am_i
-from lockcore.kube import escape_json_pointer, format_micro_time
-from lockcore.lease import LeaseState, lease_body, lease_seconds, utcnow
-from lockcore.members import MEMBERS_ANNOTATION, Members, MembersError
-from lockcore.naming import (
-    InvalidKeyError,
-    LeaseRef,
-    ResourceKey,
-    lease_ref,
-    validate_txn,
-)
+from lockcore.identity import Principal
+from lockcore.lease import LeaseState, lease_seconds
+from lockcore.members import Members, MembersError
+from lockcore.naming import InvalidKeyError, LeaseRef, ResourceKey, lease_ref, validate_txn
 from lockcore.released import Released
 from lockcore.resources import Discovery
 from lockcore.settings import LockSettings
+from lockcore.store import LeaseStore
 
-Clock = Callable[[], datetime]
 Timeout = float | timedelta
 # Who belongs to an identity-bound lock: a Members value or specs ("user:alice",
 # "group:sre", "sa:shop:deployer"); an empty list means the acquiring user alone.
 MemberSpecs = Members | Iterable[str]
-
-# Rounds of read-and-retry when other clients keep changing a lease under us.
-# Each round means someone else made progress, so this bounds only our retries.
-_MAX_ROUNDS = 4
-_BACKOFF_START = 0.05
-_BACKOFF_CAP = 2.0
 
 
 class Manager(Protocol):
@@ -94,36 +71,6 @@ class Manager(Protocol):
     def renew(self, lease: LeaseRef, txn: str, timeout: Timeout) -> None: ...
 
 
-@dataclass(frozen=True)
-class _Reply:
-    """One API call's outcome: 2xx with the object, or an anticipated error status."""
-
-    status: int
-    body: dict[str, Any] = field(default_factory=dict)
-    error: ApiException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """The last state of a Lease this manager wrote or read, as the server sent it."""
-
-    state: LeaseState
-    renew_time_raw: str
-    uid: str
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> _Seen:
-        return cls(
-            state=LeaseState.from_json(obj),
-            renew_time_raw=str((obj.get("spec") or {}).get("renewTime") or ""),
-            uid=str((obj.get("metadata") or {}).get("uid") or ""),
-        )
-
-
 class LeaseManager:
     """Lease locks on ``coordination.k8s.io/v1``; safe to share between threads.
 
@@ -134,7 +81,9 @@ class LeaseManager:
             ``LEASEGATE_*`` from the environment.
         principal: the Kubernetes username to record on acquired Leases; None
             asks the API server once (a SelfSubjectReview) on first acquire.
-        clock: the time source for ``renewTime`` and expiry (tests inject one).
+        clock: the :class:`~lockcore.clock.Clock` for ``renewTime``, expiry and
+            the ``wait`` loop (tests inject a fake one); the system clock by default.
+        rng: the random source of the ``wait`` loop's jitter.
         request_timeout: seconds before an API call is abandoned (a hung API
             server must not stall a renewal past the lease it is renewing).
         discovery: resolves kinds to REST paths for stamping the marker
@@ -165,7 +114,7 @@ class LeaseManager:
         settings: LockSettings | None = None,
         *,
         principal: str | None = None,
-        clock: Clock = utcnow,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         request_timeout: float = 10.0,
         discovery: Discovery | None = None,
@@ -173,19 +122,13 @@ class LeaseManager:
         if not request_timeout > 0:
             raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
         self.request_timeout = request_timeout
-        # Every call reads the raw JSON (one parser for library and webhook) and
-        # is bounded in time.
-        self._wire: dict[str, Any] = {"_preload_content": False, "_request_timeout": request_timeout}
         self.api_client = api_client if api_client is not None else api_client_from()
         self.settings = settings if settings is not None else LockSettings.from_env()
-        self._leases = client.CoordinationV1Api(self.api_client)
-        self._principal = principal
-        self._principal_lock = threading.Lock()
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self._seen: dict[LeaseRef, _Seen] = {}
-        self._seen_lock = threading.Lock()
-        self._fence = Fence(self.api_client, request_timeout=request_timeout, discovery=discovery)
+        self.clock = clock
+        self._identity = Principal(self.api_client, known=principal, timeout=request_timeout)
+        self._store = LeaseStore(self.api_client, request_timeout=request_timeout)
+        self._algorithm = LockAlgorithm(self._store, self.settings, clock=clock, rng=rng)
+        self._fence = Fence(self.api_client, request_timeout=request_timeout, discovery=discovery, clock=clock)
         self._fences = self.settings.lock_profile.fences
 
     # -- public API --------------------------------------------------------
@@ -196,16 +139,11 @@ class LeaseManager:
 
     def principal(self, lease: LeaseRef | None = None) -> str:
         """The caller's Kubernetes username (asked once, then cached)."""
-        with self._principal_lock:
-            if self._principal is None:
-                try:
-                    self._principal = who_am_i(self.api_client, timeout=self.request_timeout)
-                except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-                    name = lease.name if lease else ""
-                    raise LeaseOpError(
-                        "creating", name, exc, namespace=lease.namespace if lease else ""
-                    ) from exc
-            return self._principal
+        try:
+            return self._identity.name()
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise LeaseOpError("creating", lease.name if lease else "", exc,
+                               namespace=lease.namespace if lease else "") from exc
 
     def acquire(
         self, key: ResourceKey, txn: str, timeout: Timeout, *, wait: float | None = None,
@@ -239,23 +177,30 @@ class LeaseManager:
         >>> ref = manager.acquire(key, "t42", 30, wait=10)  # doctest: +SKIP
         >>> ref = manager.acquire(key, "t42", 30, members=["group:sre"])  # doctest: +SKIP
         """
-        validate_txn(txn)
-        seconds = lease_seconds(timeout)
-        ref = self.ref_for(key)
+        ask = self._ask(key, validate_txn(txn), timeout, wait, members)
+        self._algorithm.acquire(ask, wait)
+        if fence and self._fences:
+            self._fence_or_give_back(key, ask.ref, txn, ask.principal)
+        return ask.ref
+
+    def _ask(self, key: ResourceKey, txn: str, timeout: Timeout, wait: float | None,
+             members: MemberSpecs | None) -> Ask:
+        """What acquiring ``key`` asks for, all checked before the first API call (asking who we are)."""
+        seconds, ref = lease_seconds(timeout), self.ref_for(key)
         if wait is not None and wait < 0:
             raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
         bound = self._members(members)
         principal = self.principal(ref)
-        bound = bound.with_user(principal) if bound is not None else None
-        self._acquire_waiting(key, ref, _Ask(txn, seconds, bound), wait)
-        if fence and self._fences:
-            try:
-                self._fence.stamp(key, txn, principal)
-                self._fence.await_reservation(key, ref)
-            except FenceError:
-                self.release(ref, txn, unstamp=False)
-                raise
-        return ref
+        return Ask(key, ref, txn, seconds, bound.with_user(principal) if bound is not None else None, principal)
+
+    def _fence_or_give_back(self, key: ResourceKey, ref: LeaseRef, txn: str, principal: str) -> None:
+        """Stamp ``key`` and wait for its reservation; on failure release the Lease (nothing half-locked)."""
+        try:
+            self._fence.stamp(key, txn, principal)
+            self._fence.await_reservation(key, ref)
+        except FenceError:
+            self.release(ref, txn, unstamp=False)
+            raise
 
     def _members(self, members: MemberSpecs | None) -> Members | None:
         if members is None:
@@ -263,22 +208,6 @@ class LeaseManager:
         if not self.settings.lock_profile.records_principal:
             raise MembersError(str(members), f"the {self.settings.profile.value} profile's Leases have no members")
         return members if isinstance(members, Members) else Members.of(members)
-
-    def _acquire_waiting(self, key: ResourceKey, ref: LeaseRef, ask: _Ask, wait: float | None) -> LeaseRef:
-        if wait is None:
-            return self._acquire_once(key, ref, ask)
-        deadline = time.monotonic() + wait
-        delay = _BACKOFF_START
-        while True:
-            try:
-                return self._acquire_once(key, ref, ask)
-            except AlreadyLockedError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise
-                # Jitter spreads waiters that were refused together apart in time.
-                time.sleep(min(remaining, self._rng.uniform(delay / 2, delay)))
-                delay = min(delay * 2, _BACKOFF_CAP)
 
     def renew(self, lease: LeaseRef, txn: str, timeout: Timeout) -> None:
         """Extend the lock ``txn`` holds on ``lease`` to ``timeout`` from now.
@@ -291,30 +220,7 @@ class LeaseManager:
         """
         validate_txn(txn)
         seconds = lease_seconds(timeout)
-        _check_ref(lease)
-        seen = self._cached(lease)
-        if seen is not None and seen.state.held_by(txn) and self._holder_live(seen.state):
-            reply = self._patch_renew(lease, txn, seconds, seen.renew_time_raw)
-            if reply.ok:
-                return
-        for _ in range(_MAX_ROUNDS):
-            current = self._read(lease, "renewing")
-            if current is None:
-                raise LockExpiredError(lease.name, namespace=lease.namespace)
-            state = current.state
-            if not state.held_by(txn):
-                self._forget(lease)
-                raise AlreadyLockedError(
-                    lease.name,
-                    state.holder,
-                    namespace=lease.namespace,
-                    expires_in_seconds=self._blocked_for(state),
-                )
-            if not self._holder_live(state):
-                raise LockExpiredError(lease.name, namespace=lease.namespace)
-            if self._patch_renew(lease, txn, seconds, current.renew_time_raw).ok:
-                return
-        raise LeaseOpError("renewing", lease.name, _Contended(lease), namespace=lease.namespace)
+        self._algorithm.renew(_check_ref(lease), txn, seconds)
 
     def change_members(self, lease: LeaseRef, txn: str, *, add: MemberSpecs = (),
                        remove: MemberSpecs = ()) -> Members:
@@ -334,35 +240,7 @@ class LeaseManager:
         validate_txn(txn)
         _check_ref(lease)
         adding, removing = self._members(add) or Members(), self._members(remove) or Members()
-        for _ in range(_MAX_ROUNDS):
-            state = self._held(lease, txn)
-            changed = _changed_members(state, adding, removing)
-            ops: list[dict[str, Any]] = [
-                {"op": "test", "path": "/spec/holderIdentity", "value": txn},
-                {"op": "test", "path": "/metadata/resourceVersion", "value": state.resource_version},
-                {"op": "add", "path": f"/metadata/annotations/{escape_json_pointer(MEMBERS_ANNOTATION)}",
-                 "value": changed.encode()},
-            ]
-            reply = self._call("changing members", lease, lambda: self._leases.patch_namespaced_lease(
-                lease.name, lease.namespace, ops, _content_type="application/json-patch+json", **self._wire),
-                expect=(404, 409, 422))
-            if reply.ok:
-                self._remember(lease, reply.body)
-                return changed
-        raise LeaseOpError("changing members", lease.name, _Contended(lease), namespace=lease.namespace)
-
-    def _held(self, lease: LeaseRef, txn: str) -> LeaseState:
-        """The Lease's current state if ``txn`` holds it live (holder's view), else raise as renew does."""
-        current = self._read(lease, "getting")
-        if current is None:
-            raise LockExpiredError(lease.name, namespace=lease.namespace)
-        state = current.state
-        if not state.held_by(txn):
-            raise AlreadyLockedError(lease.name, state.holder, namespace=lease.namespace,
-                                     expires_in_seconds=self._blocked_for(state))
-        if not self._holder_live(state):
-            raise LockExpiredError(lease.name, namespace=lease.namespace)
-        return state
+        return self._algorithm.change_members(lease, txn, adding, removing)
 
     def release(self, lease: LeaseRef, txn: str, *, unstamp: bool = True) -> None:
         """Delete the lock if ``txn`` holds it; a no-op if it is gone or someone else's.
@@ -385,27 +263,11 @@ class LeaseManager:
         'not held by t42 (held by t7)'
         """
         validate_txn(txn)
-        _check_ref(lease)
-        deleted, holder = self._delete_held(lease, txn)
+        deleted, holder = self._algorithm.delete_held(_check_ref(lease), txn)
         if unstamp and deleted is not None and deleted.resource is not None and self._fences:
             self._fence.unstamp_quietly(deleted.resource, txn)
             self._fence.await_reservation_quietly(deleted.resource, lease)
         return Released(lease, txn, released=deleted is not None, holder=holder)
-
-    def _delete_held(self, lease: LeaseRef, txn: str) -> tuple[LeaseState | None, str]:
-        """Delete the Lease if ``txn`` holds it: (the state deleted, or None; the other holder found, or "")."""
-        seen = self._cached(lease)
-        if seen is not None and seen.state.held_by(txn):
-            if self._delete_if_unchanged(lease, seen):
-                return seen.state, ""
-        for _ in range(_MAX_ROUNDS):
-            current = self._read(lease, "deleting")
-            if current is None or not current.state.held_by(txn):
-                self._forget(lease)
-                return None, current.state.holder if current is not None else ""
-            if self._delete_if_unchanged(lease, current):
-                return current.state, ""
-        raise LeaseOpError("deleting", lease.name, _Contended(lease), namespace=lease.namespace)
 
     def release_all(self, leases: Iterable[LeaseRef], txn: str) -> None:
         """Release every lease, then raise the first error met, if any.
@@ -440,25 +302,35 @@ class LeaseManager:
         >>> manager.force_release(LeaseRef("shop", "lg.deployment.web.apps"))  # doctest: +SKIP
         True
         """
-        _check_ref(lease)
-        current = self._read(lease, "getting")
-        reply = self._call(
-            "deleting",
-            lease,
-            lambda: self._leases.delete_namespaced_lease(
-                lease.name, lease.namespace, **self._wire
-            ),
-            expect=(404,),
-        )
-        self._forget(lease)
+        current = self._store.get(_check_ref(lease))
+        deleted = self._store.delete(lease)
         if current is not None and current.state.resource is not None and self._fences:
             self._fence.unstamp_quietly(current.state.resource, current.state.holder)
-        return reply.ok
+        return deleted
+
+    def release_expired(self, lease: LeaseRef) -> bool:
+        """Delete a lock that expired without being released (past the skew margin), then its marker.
+
+        Returns False, deleting nothing, if the lock is live, gone, or changed
+        since it was read (taken over in between). Anyone may: the webhook
+        lets anyone delete an expired lock. It is how a crashed holder's
+        reservation stops refusing creates of its name (``kubectl lock prune --apply``).
+
+        >>> manager.release_expired(LeaseRef("shop", "lg.configmap.cfg"))  # doctest: +SKIP
+        True
+        """
+        seen = self._store.get(_check_ref(lease))
+        if seen is None or seen.state.is_live(self.clock.now(), self.settings.clock_skew_seconds):
+            return False
+        if not self._store.delete_if_unchanged(lease, seen):
+            return False
+        if seen.state.resource is not None and self._fences:
+            self._fence.unstamp_quietly(seen.state.resource, seen.state.holder)
+        return True
 
     def get_lock(self, lease: LeaseRef) -> LeaseState | None:
         """The lock's current state, or None if there is no such Lease."""
-        _check_ref(lease)
-        seen = self._read(lease, "getting")
+        seen = self._store.get(_check_ref(lease))
         return seen.state if seen is not None else None
 
     def list_locks(self, txn: str | None = None, *, namespace: str | None = None) -> list[LeaseState]:
@@ -469,232 +341,7 @@ class LeaseManager:
         """
         label = self.settings.lock_profile.txn_label
         selector = f"{label}={validate_txn(txn)}" if txn is not None else label
-        where = LeaseRef(namespace, "list") if namespace else LeaseRef("all-namespaces", "list")
-
-        def call() -> Any:
-            if namespace:
-                return self._leases.list_namespaced_lease(
-                    namespace, label_selector=selector, **self._wire
-                )
-            return self._leases.list_lease_for_all_namespaces(
-                label_selector=selector, **self._wire
-            )
-
-        reply = self._call("listing", where, call)
-        states = [LeaseState.from_json(item) for item in reply.body.get("items") or []]
-        return sorted(states, key=lambda s: (s.namespace, s.name))
-
-    # -- the steps ---------------------------------------------------------
-
-    def _acquire_once(self, key: ResourceKey, ref: LeaseRef, ask: _Ask) -> LeaseRef:
-        """Create the Lease; if it exists, renew it (ours) or take it over (expired), conditionally."""
-        current: _Seen | None = None
-        for _ in range(_MAX_ROUNDS):
-            if current is None:
-                if self._create(key, ref, ask):
-                    return ref
-                current = self._read(ref, "getting")
-                if current is None:
-                    continue  # released between our create and read: create again
-            if self._replace(key, ref, ask, current.state):
-                return ref
-            # Someone wrote in between (409) or deleted it (404): judge what is there now.
-            current = self._read(ref, "getting")
-        holder = current.state.holder if current is not None else ""
-        raise AlreadyLockedError(ref.name, holder, namespace=ref.namespace)
-
-    def _create(self, key: ResourceKey, ref: LeaseRef, ask: _Ask) -> bool:
-        """POST the Lease; False if it exists already (409)."""
-        body = _lease_model(self._body(key, ref, ask.txn, ask.seconds, members=ask.members))
-        created = self._call("creating", ref, lambda: self._leases.create_namespaced_lease(
-            ref.namespace, body, **self._wire), expect=(409,))
-        if created.ok:
-            self._remember(ref, created.body)
-        return created.ok
-
-    def _replace(self, key: ResourceKey, ref: LeaseRef, ask: _Ask, state: LeaseState) -> bool:
-        """Renew our lock or take over an expired one (a PUT on the version read); False on 404/409.
-
-        Raises AlreadyLockedError while another transaction's lock is live.
-        """
-        txn, mine = ask.txn, state.held_by(ask.txn)
-        if not mine and state.is_live(self._clock(), self.settings.clock_skew_seconds):
-            raise AlreadyLockedError(ref.name, state.holder, namespace=ref.namespace,
-                                     expires_in_seconds=self._blocked_for(state))
-        # Our own live lock keeps its acquireTime (and, unless given, its members);
-        # a takeover starts a new one.
-        ours = mine and self._holder_live(state)
-        if ours and ask.members is not None and state.members is None:
-            raise MembersError(",".join(ask.members.specs()), f"the lock {ref} is already held by {txn!r} "
-                               "without members: whether a lock is identity-bound is chosen at its acquire")
-        members = ask.members if ask.members is not None or not ours else state.members
-        body = _lease_model(self._body(key, ref, txn, ask.seconds, acquire_time=state.acquire_time if ours else None,
-                                       resource_version=state.resource_version, members=members))
-        replaced = self._call("renewing" if mine else "taking over", ref, lambda: self._leases.replace_namespaced_lease(
-            ref.name, ref.namespace, body, **self._wire), expect=(404, 409))
-        if replaced.ok:
-            self._remember(ref, replaced.body)
-        return replaced.ok
-
-    def _patch_renew(self, lease: LeaseRef, txn: str, seconds: int, renew_time_raw: str) -> _Reply:
-        now = self._clock()
-        ops: list[dict[str, Any]] = [
-            {"op": "test", "path": "/spec/holderIdentity", "value": txn},
-            # renewTime changes on every write by anyone, so it pins the version we saw.
-            {"op": "test", "path": "/spec/renewTime", "value": renew_time_raw or None},
-            {"op": "replace", "path": "/spec/renewTime", "value": format_micro_time(now)},
-            {"op": "replace", "path": "/spec/leaseDurationSeconds", "value": seconds},
-        ]
-        reply = self._call(
-            "renewing",
-            lease,
-            lambda: self._leases.patch_namespaced_lease(
-                lease.name, lease.namespace, ops,
-                _content_type="application/json-patch+json", **self._wire,
-            ),
-            # A failed test op is 422 (Invalid) or 409; 404 is a deleted lease.
-            expect=(404, 409, 422),
-        )
-        if reply.ok:
-            self._remember(lease, reply.body)
-        else:
-            self._forget(lease)
-        return reply
-
-    def _delete_if_unchanged(self, lease: LeaseRef, seen: _Seen) -> bool:
-        """Delete exactly the version seen; False if it changed since (409)."""
-        options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(
-                resource_version=seen.state.resource_version or None, uid=seen.uid or None
-            )
-        )
-        reply = self._call(
-            "deleting",
-            lease,
-            lambda: self._leases.delete_namespaced_lease(
-                lease.name, lease.namespace, body=options, **self._wire
-            ),
-            expect=(404, 409),
-        )
-        if reply.status == 409:
-            self._forget(lease)
-            return False
-        self._forget(lease)
-        return True
-
-    def _read(self, lease: LeaseRef, op: LeaseOp) -> _Seen | None:
-        reply = self._call(
-            op,
-            lease,
-            lambda: self._leases.read_namespaced_lease(
-                lease.name, lease.namespace, **self._wire
-            ),
-            expect=(404,),
-        )
-        if not reply.ok:
-            self._forget(lease)
-            return None
-        return self._remember(lease, reply.body)
-
-    def _call(
-        self, op: LeaseOp, lease: LeaseRef, call: Callable[[], Any], *, expect: tuple[int, ...] = ()
-    ) -> _Reply:
-        """Run one API call; anticipated error statuses come back, others raise LeaseOpError."""
-        try:
-            response = call()
-        except ApiException as exc:
-            if exc.status in expect:
-                return _Reply(status=int(exc.status), error=exc)
-            raise LeaseOpError(op, lease.name, exc, namespace=lease.namespace) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise LeaseOpError(op, lease.name, exc, namespace=lease.namespace) from exc
-        return _Reply(status=int(getattr(response, "status", 200)), body=json.loads(response.data))
-
-    def _body(
-        self,
-        key: ResourceKey,
-        ref: LeaseRef,
-        txn: str,
-        seconds: int,
-        *,
-        acquire_time: datetime | None = None,
-        resource_version: str = "",
-        members: Members | None = None,
-    ) -> dict[str, Any]:
-        return lease_body(
-            namespace=ref.namespace,
-            name=ref.name,
-            key=key,
-            txn=txn,
-            duration_seconds=seconds,
-            now=self._clock(),
-            principal=self.principal(ref),
-            profile=self.settings.profile,
-            acquire_time=acquire_time,
-            resource_version=resource_version,
-            members=members,
-        )
-
-    def _holder_live(self, state: LeaseState) -> bool:
-        # The holder gets no skew margin: it must stop trusting its lock first.
-        return state.is_live(self._clock(), skew_seconds=0)
-
-    def _blocked_for(self, state: LeaseState) -> float:
-        """Seconds until others may take the lock over (expiry plus the skew margin)."""
-        return max(0.0, state.seconds_left(self._clock()) + self.settings.clock_skew_seconds)
-
-    # -- the per-lease cache -------------------------------------------------
-
-    def _remember(self, lease: LeaseRef, obj: dict[str, Any]) -> _Seen:
-        seen = _Seen.from_json(obj)
-        with self._seen_lock:
-            self._seen[lease] = seen
-        return seen
-
-    def _cached(self, lease: LeaseRef) -> _Seen | None:
-        with self._seen_lock:
-            return self._seen.get(lease)
-
-    def _forget(self, lease: LeaseRef) -> None:
-        with self._seen_lock:
-            self._seen.pop(lease, None)
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """What one acquire asks for: the transaction, the lease in seconds, the members (None: not bound)."""
-
-    txn: str
-    seconds: int
-    members: Members | None
-
-
-class _Contended(Exception):
-    """Other clients kept changing the lease for every retry we allowed."""
-
-    def __init__(self, lease: LeaseRef) -> None:
-        super().__init__(f"lease {lease} changed on every one of {_MAX_ROUNDS} attempts")
-
-
-def _changed_members(state: LeaseState, add: Members, remove: Members) -> Members:
-    """``state``'s members (its principal alone if it has none) with ``add`` and without ``remove``."""
-    if state.members is None:
-        raise MembersError(",".join(add.specs()), f"the lock {state.namespace}/{state.name} is not identity-bound: "
-                           "whether it is is chosen at acquire (--member, --members-only; members=...)")
-    base = state.members
-    if state.principal in remove.users:
-        raise MembersError(",".join(remove.specs()), f"the principal {state.principal!r} who acquired the "
-                           "lock stays a member (release the lock instead)")
-    changed = base.union(add).without(remove)
-    if not changed.readable:
-        raise MembersError(",".join(remove.specs()), "a lock keeps at least one member (release it instead)")
-    return changed
-
-
-def _lease_model(body: dict[str, Any]) -> Any:
-    lease = client.V1Lease.from_dict(body)
-    assert lease is not None
-    return lease
+        return sorted(self._store.list_leases(selector, namespace), key=lambda s: (s.namespace, s.name))
 
 
 def _check_key(key: ResourceKey) -> ResourceKey:

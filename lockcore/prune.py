@@ -1,4 +1,4 @@
-"""Stale markers: objects marked ``leasegate.io/locked`` that no live lock stands behind.
+"""Stale markers (objects marked ``leasegate.io/locked`` that no live lock stands behind) and expired locks.
 
 A marker outlives its lock when the holder crashed before release, or when
 release could not remove it. It is harmless (with no live Lease the webhook
@@ -7,6 +7,12 @@ allows every write), but every write of the object still costs a webhook call.
 (:data:`lockcore.kube.LOCKABLE_RESOURCES`); ``kubectl lock prune`` lists them
 and, with ``--apply``, removes each one conditionally (a marker re-stamped by
 a new holder in between stays).
+
+A lock whose holder crashed expires but its Lease stays, and the reservation
+policy (CEL, no clock) keeps refusing creates of its object's name until the
+Lease is gone: :func:`expired_locks` finds those Leases, and ``--apply``
+deletes each one only if it is still the version read
+(:meth:`~lockcore.manager.LeaseManager.release_expired`).
 
 Example::
 
@@ -24,7 +30,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.kube import LOCKABLE_RESOURCES, LOCKED_LABEL
-from lockcore.lease import utcnow
+from lockcore.lease import LeaseState
 from lockcore.manager import LeaseManager
 from lockcore.naming import InvalidKeyError, ResourceKey
 from lockcore.resources import Discovery, ResourceType, request_json
@@ -52,6 +58,12 @@ def stale_markers(manager: LeaseManager, discovery: Discovery, *, namespace: str
             why = _why_stale(manager, key, txn)
             if why:
                 yield StaleMarker(key, txn, why)
+
+
+def expired_locks(manager: LeaseManager, *, namespace: str | None = None) -> list[LeaseState]:
+    """Lock Leases (in ``namespace``, or everywhere) that expired without being released, past the skew margin."""
+    now, skew = manager.clock.now(), manager.settings.clock_skew_seconds
+    return [state for state in manager.list_locks(namespace=namespace) if not state.is_live(now, skew)]
 
 
 def _types(discovery: Discovery, resources: Sequence[Mapping[str, Sequence[str]]]) -> Iterator[ResourceType]:
@@ -82,7 +94,7 @@ def _why_stale(manager: LeaseManager, key: ResourceKey, txn: str) -> str:
     state = manager.get_lock(manager.ref_for(key))
     if state is None:
         return "no lease"
-    if not state.is_live(utcnow(), manager.settings.clock_skew_seconds):
+    if not state.is_live(manager.clock.now(), manager.settings.clock_skew_seconds):
         return "lease expired"
     if state.holder != txn:
         return f"lease held by {state.holder!r}"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from lockcore.members import MEMBERS_ANNOTATION
+from lockcore.members import MEMBERS_ANNOTATION, VERSION
 
 USERNAME = "request.userInfo.username"
 
@@ -80,6 +80,25 @@ def is_member(lease: str) -> str:
     return (f"(({members}.contains('\"users\":[') && {users}.contains('\"' + {USERNAME} + '\"')) || "
             f"({members}.contains('\"groups\":[') && has(request.userInfo.groups) && "
             f"request.userInfo.groups.exists(g, {groups}.contains('\"' + g + '\"'))))")
+
+
+# lockcore's canonical members JSON (``Members.encode``: compact, keys sorted, names
+# without quotes, backslashes or control characters). Anything else is the webhook's to judge.
+_NAMES = r'("[^"\\\x00-\x1f]+"(,"[^"\\\x00-\x1f]+")*)?'
+CANONICAL_MEMBERS = rf'^\{{"groups":\[{_NAMES}\],"users":\[{_NAMES}\],"version":{VERSION}\}}$'
+
+
+def lists_requester(obj: str) -> str:
+    """``obj``'s members annotation is canonical and names the requester among its users.
+
+    What the webhook asks of the members a new lock records (readable, the
+    requester one of them), provable in-process: so an identity-bound lock is
+    created without the webhook too.
+    """
+    members = annotation(obj, MEMBERS_ANNOTATION)
+    users = f"{members}.split('\"users\":[')[1].split(']')[0]"
+    return (f"({members}.matches({json.dumps(CANONICAL_MEMBERS)}) && {USERNAME} != '' && "
+            f"{users}.contains('\"' + {USERNAME} + '\"'))")
 
 
 def records(obj: str, principal_key: str) -> str:

@@ -144,7 +144,8 @@ def _validations(txn_annotation: str) -> list[dict[str, str]]:
          "messageExpression": (f"{head} + ': to create it as part of the transaction, set label "
                                f"{LOCKED_LABEL}=' + variables.holder + ' and annotation {txn_annotation}=' + "
                                "variables.holder + ' (`kubectl lock apply` stamps both), or wait for the lock to be "
-                               "released'")},
+                               "released (a lock that expired unreleased keeps the name until `kubectl lock prune "
+                               "--apply` or an acquire takes it over)'")},
     ]
 
 

@@ -96,8 +96,9 @@ def rightful_lease_write(txn_label: str, *, require_members: bool) -> str:
 
     A release (DELETE) or a renewal (UPDATE keeping holder, principal, members
     and transaction label) by the recorded principal or a member; a CREATE
-    recording its creator as principal, without members (members written are
-    checked by the webhook), unless every lock must name members.
+    recording its creator as principal, without members (unless every lock
+    must name some) or with members in lockcore's canonical form that name the
+    creator (other members annotations are the webhook's to read).
     """
     holder = "(has({0}.spec) && has({0}.spec.holderIdentity) ? {0}.spec.holderIdentity : '')"
     kept = " && ".join([
@@ -110,9 +111,9 @@ def rightful_lease_write(txn_label: str, *, require_members: bool) -> str:
              f"({cel.has_annotation('oldObject', MEMBERS_ANNOTATION)} && {cel.is_member('oldObject')}))")
     terms = [f"(request.operation == 'DELETE' && {holds})",
              f"(request.operation == 'UPDATE' && {holds} && {kept})"]
-    if not require_members:
-        terms.append(f"(request.operation == 'CREATE' && {cel.records('object', PRINCIPAL_ANNOTATION)} && "
-                     f"!{cel.has_annotation('object', MEMBERS_ANNOTATION)})")
+    bound = cel.lists_requester("object")
+    members = bound if require_members else f"(!{cel.has_annotation('object', MEMBERS_ANNOTATION)} || {bound})"
+    terms.append(f"(request.operation == 'CREATE' && {cel.records('object', PRINCIPAL_ANNOTATION)} && {members})")
     return " || ".join(terms)
 
 

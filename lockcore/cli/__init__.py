@@ -10,7 +10,7 @@ real kubectl. Examples::
     kubectl lock apply -f web.yaml --txn t42
     kubectl lock edit deployment/web -n shop --txn t42
     kubectl lock audit -n shop --txn t42
-    kubectl lock prune                      # markers no live lock stands behind (--apply removes)
+    kubectl lock prune                      # expired locks, stale markers (--apply removes)
     lockcore acquire cm/cfg --txn t42 --ttl 5m --no-fence   # advisory only: nothing enforces it
     kubectl lock acquire deploy/web --txn t42 --ttl 10m --member group:sre --member sa:shop:deployer
     kubectl lock members add deploy/web --txn t42 --member user:bob   # identity-bound locks only

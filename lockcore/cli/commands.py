@@ -12,20 +12,22 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from datetime import datetime
 
 from lockcore.advice import acquire_warnings
 from lockcore.cli.context import Context
 from lockcore.cli.failures import UsageError
 from lockcore.cli.output import lease_json, lock_json, locks_json, members_text, table
 from lockcore.cli.parser import EXIT_OK
+from lockcore.clock import utcnow
 from lockcore.fence import Fence
 from lockcore.holding import acquire_all
-from lockcore.lease import utcnow
+from lockcore.kube import format_time
 from lockcore.ledger import AuditFilter, blocked_writes, parse_since
 from lockcore.locate import find_lock
 from lockcore.members import Members
-from lockcore.naming import describe_object
-from lockcore.prune import StaleMarker, stale_markers
+from lockcore.naming import LeaseRef, describe_object
+from lockcore.prune import expired_locks, stale_markers
 
 
 def _cmd_acquire(ctx: Context) -> int:
@@ -142,17 +144,34 @@ def _cmd_audit(ctx: Context) -> int:
 
 def _cmd_prune(ctx: Context) -> int:
     manager = ctx.manager()
+    apply = bool(ctx.args.apply)
+    # Expired locks first: releasing one removes its marker too, so it is not listed twice.
+    expired = [(state, apply and manager.release_expired(LeaseRef(state.namespace, state.name)))
+               for state in expired_locks(manager, namespace=ctx.args.namespace)]
     stale = list(stale_markers(manager, ctx.discovery, namespace=ctx.args.namespace))
-    removed: list[StaleMarker] = []
-    if ctx.args.apply:
-        fence = Fence(ctx.api, discovery=ctx.discovery)
-        removed = [s for s in stale if fence.unstamp(s.key, s.txn)]
-    rows = [["OBJECT", "MARKER", "WHY", "REMOVED" if ctx.args.apply else "ACTION"]] + [
-        [s.key.describe(), s.txn, s.why, ("yes" if s in removed else "no (changed)") if ctx.args.apply
-         else "would remove (--apply)"] for s in stale]
-    items = [{"object": s.key.describe(), "txn": s.txn, "why": s.why, "removed": s in removed} for s in stale]
-    ctx.emit({"stale": items, "applied": bool(ctx.args.apply)}, table(rows) if stale else "no stale markers")
+    fence = Fence(ctx.api, discovery=ctx.discovery)
+    removed = [apply and fence.unstamp(s.key, s.txn) for s in stale]
+    action = "REMOVED" if apply else "ACTION"
+
+    def done(gone: bool) -> str:
+        return ("yes" if gone else "no (changed)") if apply else "would remove (--apply)"
+    locks = [["LEASE", "OBJECT", "TXN", "EXPIRED AT", action]] + [
+        [f"{s.namespace}/{s.name}", s.resource.describe() if s.resource else "-", s.holder,
+         _when(s.expires_at()), done(gone)] for s, gone in expired]
+    markers = [["OBJECT", "MARKER", "WHY", action]] + [
+        [s.key.describe(), s.txn, s.why, done(gone)] for s, gone in zip(stale, removed)]
+    text = "\n\n".join([table(locks)] * bool(expired) + [table(markers)] * bool(stale)) \
+        or "no expired locks or stale markers"
+    ctx.emit({"expired": [{"lease": f"{s.namespace}/{s.name}", "object": s.resource.describe() if s.resource else "",
+                           "txn": s.holder, "removed": gone} for s, gone in expired],
+              "stale": [{"object": s.key.describe(), "txn": s.txn, "why": s.why, "removed": gone}
+                        for s, gone in zip(stale, removed)],
+              "applied": apply}, text)
     return EXIT_OK
+
+
+def _when(at: datetime | None) -> str:
+    return format_time(at) if at is not None else "-"
 
 
 COMMANDS: dict[str, Callable[[Context], int]] = {

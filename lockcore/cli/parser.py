@@ -143,9 +143,11 @@ def _add_lock_commands(sub: argparse._SubParsersAction[Parser], p: _Parents) -> 
     listing.add_argument("--txn", type=_txn, help="only this transaction's locks")
     sub.add_parser("force-release", parents=[p.common, p.target], help="delete a lock whoever holds it")
     prune = sub.add_parser("prune", parents=[p.common],
-                           help="list objects marked leasegate.io/locked that no live lock stands behind "
-                                "(all namespaces unless -n); --apply removes those markers")
-    prune.add_argument("--apply", action="store_true", help="remove the stale markers (default: only list them)")
+                           help="list locks that expired unreleased (their names stay reserved) and objects "
+                                "marked leasegate.io/locked that no live lock stands behind (all namespaces "
+                                "unless -n); --apply releases those locks and removes those markers")
+    prune.add_argument("--apply", action="store_true",
+                       help="release the expired locks and remove the stale markers (default: only list them)")
     members = sub.add_parser("members", help="add or remove members of an identity-bound lock (members only)")
     change = members.add_subparsers(dest="change", required=True, metavar="add|remove")
     for verb in ("add", "remove"):

@@ -10,21 +10,30 @@ demo); tests import them from there:
 * ``shipped_webhook`` is the webhook as shipped (default settings: cached
   lookups), registered; ``locked_ns`` is a fresh namespace judged by it where
   alice and bob may edit and take locks;
-* ``report_crds``: the chart's OpenReports CRDs installed (the ledger's reports).
+* ``report_crds``: the chart's OpenReports CRDs installed (the ledger's reports);
+* ``cluster_scoped_locking(admin, running, name)``: alice may lock cluster-scoped
+  objects judged by ``running``, bob create ClusterRoles and Namespaces.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
+from lockcore.settings import LockSettings
 from tests.support.cluster import ApiClientFactory
 from tools.localcluster import LocalCluster
 from tools.localwebhook import (
+    OBJECT_SELECT_LABEL,
+    SELECT_LABEL,
     RunningWebhook,
+    as_body,
+    ensure_namespace,
     grant_edit,
     guard,
     install_report_crds,
@@ -93,3 +102,31 @@ def locked_ns(namespace: str, api_client: ApiClientFactory, shipped_webhook: Run
 def report_crds(api_client: ApiClientFactory) -> None:
     """The chart's vendored OpenReports CRDs, installed into the session's API server (the ledger writes there)."""
     install_report_crds(api_client("admin"))
+
+
+@contextmanager
+def cluster_scoped_locking(admin: client.ApiClient, running: RunningWebhook, name: str) -> Iterator[str]:
+    """alice may lock cluster-scoped objects, bob create ClusterRoles and Namespaces, for the block.
+
+    The lock namespace (where cluster-scoped objects' Leases live) is judged by
+    ``running``'s policies, so acquire waits for them. Yields the label bob's
+    cluster-scoped objects must carry to be judged by ``running``.
+    """
+    lock_ns = LockSettings().lock_namespace
+    ensure_namespace(admin, lock_ns)
+    guard(admin, lock_ns, running.key)
+    wait_judged(admin, running, lock_ns)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rules = [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["*"]},
+             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["*"]},
+             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]
+    rbac.create_cluster_role(as_body({"metadata": {"name": name}, "rules": rules}), _preload_content=False)
+    rbac.create_cluster_role_binding(as_body({"metadata": {"name": name}, "roleRef": {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}]}), _preload_content=False)
+    try:
+        yield f"{OBJECT_SELECT_LABEL}={running.key}"
+    finally:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
+        client.CoreV1Api(admin).patch_namespace(lock_ns, {"metadata": {"labels": {SELECT_LABEL: None}}})

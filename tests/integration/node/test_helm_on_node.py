@@ -11,6 +11,8 @@ depend on that order (pytest runs a module top to bottom).
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -27,10 +29,12 @@ from kubernetes.client.exceptions import ApiException
 
 from lockcore import LeaseManager, ResourceKey
 from lockcore.holding import hold
+from lockcore.ledger import list_ledger
 from lockcore.settings import LockSettings
 from tests.integration.node.conftest import NodeApi, NodeHelm, NodeKubectl
 from tests.integration.node.netcheck import assert_host_untouched, assert_node_has_no_way_out, assert_pod_has_no_way_out
 from tests.integration.node.traffic import DENIED, FAILED_CALL, TXN_ANNOTATION, Traffic
+from tests.support.calls import status_of
 from tests.support.helm import CHART
 from tools.localwebhook import as_body, grant_edit
 from tools.node import host
@@ -345,6 +349,62 @@ def test_certificate_rotation_fails_no_handshake(release: Release, shop: Shop, n
     assert_clean(drive(shop, node_api, drill))
 
 
+LEDGER_FLUSH_SECONDS = 5.0  # the chart's default ledgerFlushSeconds
+
+
+def bob_refusals_in_ledger(release: Release, shop: Shop) -> int:
+    """What the namespace's Report counts for bob's writes of the locked object."""
+    entries = list_ledger(release.admin, shop.namespace) or []
+    return sum(e.count for e in entries if e.write.user == "bob" and e.write.name == shop.locked)
+
+
+def storm(bob: client.CoreV1Api, shop: Shop, stop: threading.Event, refused_at: list[float]) -> None:
+    """bob patches the locked object until ``stop``; each refusal *by a pod* is timed."""
+    while not stop.is_set():
+        try:
+            bob.patch_namespaced_config_map(shop.locked, shop.namespace, {"data": {"storm": "bob"}},
+                                            _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 403 and DENIED in str(exc.body):
+                refused_at.append(time.monotonic())
+
+
+def test_a_pod_killed_mid_storm_loses_at_most_its_last_flush_interval(
+        release: Release, shop: Shop, node_api: NodeApi, figures: Any) -> None:
+    """docs/webhook.md "Loss bound": SIGKILL (no worker_exit) loses at most the last ``ledgerFlushSeconds``."""
+    pods = release.wait_ready(2)
+    time.sleep(LEDGER_FLUSH_SECONDS + 2)  # earlier drills' refusals are flushed: a stable baseline
+    before = bob_refusals_in_ledger(release, shop)
+    judged = {p.metadata.name: admissions(release.scrape(p.metadata.name)) for p in pods}
+    stop, refused_at = threading.Event(), list[float]()
+    writers = [threading.Thread(target=storm, args=(client.CoreV1Api(node_api("bob")), shop, stop, refused_at))
+               for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    time.sleep(2 * LEDGER_FLUSH_SECONDS)
+    # The API server keeps its connection to the Service, so one pod may get every call: kill that one.
+    busiest = max(pods, key=lambda p: admissions(release.scrape(p.metadata.name)) - judged[p.metadata.name])
+    assert admissions(release.scrape(busiest.metadata.name)) > judged[busiest.metadata.name]
+    killed_at = time.monotonic()
+    for pid in container_pids(release.node, busiest.metadata.uid):  # arbiter and workers at once: no flush
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(LEDGER_FLUSH_SECONDS)
+    stop.set()
+    for writer in writers:
+        writer.join()
+    seen = len(refused_at)
+    # The survivor flushes within its interval; nothing the killed pod held can arrive any more.
+    time.sleep(LEDGER_FLUSH_SECONDS + 2)
+    counted = bob_refusals_in_ledger(release, shop) - before
+    lost = seen - counted
+    window = sum(1 for at in refused_at if killed_at - LEDGER_FLUSH_SECONDS - 1 < at <= killed_at + 1)
+    figures(f"ledger on the node: {seen} refusals by the pods in {3 * LEDGER_FLUSH_SECONDS:.0f}s from 4 "
+            f"clients, one pod SIGKILLed mid-storm: {counted} in the ledger, {lost} lost (bound: the {window} "
+            f"refused in the {LEDGER_FLUSH_SECONDS + 2:.0f}s around the kill)")
+    assert 0 <= lost <= window, (seen, counted, window)
+    release.wait_ready(2)  # the kubelet restarts the killed container
+
+
 def test_scaled_to_zero_locked_writes_refused_per_failure_policy(
         release: Release, shop: Shop, node_api: NodeApi, node_kubectl: NodeKubectl) -> None:
     node_kubectl("scale", "deployment", FULLNAME, "-n", NS, "--replicas=0")
@@ -385,15 +445,15 @@ def test_scaled_to_zero_only_locked_objects_wait_and_holders_keep_working(
         reserved = ResourceKey("", "ConfigMap", shop.namespace, "outage-reserved")
         with hold(alice, [free, reserved], "t-outage", ttl=3) as held:
             held_at = time.monotonic()
-            assert _refused(bob.patch_namespaced_config_map, shop.unlocked, shop.namespace, {"data": {"v": "b"}})
-            assert _refused(bob.delete_namespaced_config_map, shop.unlocked, shop.namespace)
-            assert _refused(bob.create_namespaced_config_map, shop.namespace,
-                            as_body({"metadata": {"name": "outage-reserved"}}))
+            assert status_of(bob.patch_namespaced_config_map, shop.unlocked, shop.namespace, {"data": {"v": "b"}}) >= 400
+            assert status_of(bob.delete_namespaced_config_map, shop.unlocked, shop.namespace) >= 400
+            assert status_of(bob.create_namespaced_config_map, shop.namespace,
+                             as_body({"metadata": {"name": "outage-reserved"}})) == 403
             lease = alice.ref_for(free)
             leases = client.CoordinationV1Api(bob_api)
-            assert _refused(leases.patch_namespaced_lease, lease.name, lease.namespace,
-                            {"spec": {"holderIdentity": "bob"}})
-            assert _refused(leases.delete_namespaced_lease, lease.name, lease.namespace)
+            assert status_of(leases.patch_namespaced_lease, lease.name, lease.namespace,
+                             {"spec": {"holderIdentity": "bob"}}) >= 400
+            assert status_of(leases.delete_namespaced_lease, lease.name, lease.namespace) >= 400
             time.sleep(max(0.0, 9.5 - (time.monotonic() - held_at)))  # three TTLs of renewals
             held.check()
         bob.patch_namespaced_config_map(shop.unlocked, shop.namespace, {"data": {"v": "bob-after"}})
@@ -407,16 +467,7 @@ def test_scaled_to_zero_only_locked_objects_wait_and_holders_keep_working(
         for name in spaces:
             core.delete_namespace(name, _preload_content=False)
     # Back to normal: the pods judge the locked object again.
-    assert _refused(bob.patch_namespaced_config_map, shop.locked, shop.namespace, {"data": {"v": "bob"}}) == 403
-
-
-def _refused(call: Callable[..., Any], *args: Any) -> int:
-    """The status of a refused call (0 if it went through)."""
-    try:
-        call(*args, _preload_content=False)
-    except ApiException as exc:
-        return int(exc.status)
-    return 0
+    assert status_of(bob.patch_namespaced_config_map, shop.locked, shop.namespace, {"data": {"v": "bob"}}) == 403
 
 
 # -- 4. uninstall --------------------------------------------------------------------------

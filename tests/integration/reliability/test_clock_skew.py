@@ -13,13 +13,12 @@ luck, that protects.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
 
+from lockcore.clock import SYSTEM_CLOCK, Clock, SystemClock
 from lockcore.errors import AlreadyLockedError
-from lockcore.lease import utcnow
 from lockcore.settings import LockSettings
 from tests.support.contention import key_for, manager_for
 from tests.support.figures import Figures
@@ -31,8 +30,18 @@ SKEW_MARGIN = 1.0
 LEASE_SECONDS = 3
 
 
-def shifted(offset: float) -> Callable[[], datetime]:
-    return lambda: utcnow() + timedelta(seconds=offset)
+class Shifted(SystemClock):
+    """The system clock with its wall time moved by ``offset`` seconds (monotonic time unchanged)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = timedelta(seconds=offset)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+def shifted(offset: float) -> Clock:
+    return Shifted(offset)
 
 
 @pytest.mark.parametrize(("who", "offset", "steals"), [
@@ -46,8 +55,8 @@ def test_skewed_clock_steals_only_beyond_the_margin(
     cluster: LocalCluster, namespace: str, who: str, offset: float, steals: bool, figures: Figures
 ) -> None:
     settings = LockSettings(lock_namespace=namespace, clock_skew_seconds=SKEW_MARGIN)
-    holder_clock = shifted(-offset) if who == "holder-behind" else utcnow
-    taker_clock = shifted(offset) if who == "taker-ahead" else utcnow
+    holder_clock = shifted(-offset) if who == "holder-behind" else SYSTEM_CLOCK
+    taker_clock = shifted(offset) if who == "taker-ahead" else SYSTEM_CLOCK
     holder = manager_for(str(cluster.kubeconfig), settings, principal="admin", clock=holder_clock)
     taker = manager_for(str(cluster.kubeconfig), settings, principal="admin", clock=taker_clock)
     key = key_for(namespace, "skewed")

@@ -17,17 +17,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lockcore.holding import hold
-from lockcore.kube import LOCKED_LABEL
+from lockcore.kube import LOCKED_LABEL, PRINCIPAL_ANNOTATION
 from lockcore.manager import LeaseManager
+from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.naming import ResourceKey
-from lockcore.settings import LockSettings
+from tests.support.calls import status_of
 from tests.support.cluster import ApiClientFactory
-from tests.support.webhooks import WebhookFactory
+from tests.support.webhooks import WebhookFactory, cluster_scoped_locking
 from tools.localwebhook import (
     OBJECT_SELECT_LABEL,
     RunningWebhook,
     as_body,
-    ensure_namespace,
     grant_edit,
     guard,
     register_webhook,
@@ -37,15 +37,6 @@ from tools.localwebhook import (
 pytestmark = pytest.mark.integration
 TTL = 3
 NAMESPACES = 10
-
-
-def status_of(call: object, *args: object, **kwargs: object) -> int:
-    """The HTTP status a client call ended with (201/200 on success)."""
-    try:
-        call(*args, _preload_content=False, **kwargs)  # type: ignore[operator]
-        return 200
-    except ApiException as exc:
-        return int(exc.status)
 
 
 @pytest.fixture
@@ -74,35 +65,19 @@ def namespaces(namespace: str, api_client: ApiClientFactory, drill: RunningWebho
 
 @pytest.fixture
 def cluster_locks(api_client: ApiClientFactory, drill: RunningWebhook) -> Iterator[str]:
-    """Let alice lock cluster-scoped objects (Leases in the lock namespace), bob create ClusterRoles."""
-    admin = api_client("admin")
-    lock_ns = LockSettings().lock_namespace
-    ensure_namespace(admin, lock_ns)
-    if not _has_role(admin, lock_ns):
-        grant_edit(admin, lock_ns, locks=True)
-    rbac = client.RbacAuthorizationV1Api(admin)
-    name = f"drill-clusterroles-{drill.key}"
-    rbac.create_cluster_role(as_body({"metadata": {"name": name}, "rules": [
-        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["*"]}]}),
-        _preload_content=False)
-    rbac.create_cluster_role_binding(as_body({"metadata": {"name": name}, "roleRef": {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": [
-        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}]}), _preload_content=False)
-    yield lock_ns
-    rbac.delete_cluster_role_binding(name)
-    rbac.delete_cluster_role(name)
-
-
-def _has_role(api: client.ApiClient, namespace: str) -> bool:
-    try:
-        client.RbacAuthorizationV1Api(api).read_namespaced_role("developers-edit", namespace)
-        return True
-    except ApiException:
-        return False
+    with cluster_scoped_locking(api_client("admin"), drill, f"drill-clusterroles-{drill.key}") as label:
+        yield label
 
 
 def cluster_role(name: str, key: str) -> dict[str, object]:
     return {"metadata": {"name": name, "labels": {OBJECT_SELECT_LABEL: key}}, "rules": []}
+
+
+def bound_lease(name: str, principal: str, members: str) -> dict[str, object]:
+    """A lock Lease recording ``principal`` and the raw ``members`` annotation (what a hand-made lock sends)."""
+    return {"metadata": {"name": name, "labels": {"leasegate.io/transaction": "t9"},
+                         "annotations": {PRINCIPAL_ANNOTATION: principal, MEMBERS_ANNOTATION: members}},
+            "spec": {"holderIdentity": "t9", "leaseDurationSeconds": 60}}
 
 
 def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objects(
@@ -122,7 +97,7 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
                for i in range(100) for ns in namespaces]
     created += [status_of(bob_rbac.create_cluster_role, as_body(cluster_role(f"cr-{drill.key}-{i}", drill.key)))
                 for i in range(100)]
-    assert created == [200] * 1100
+    assert created == [201] * 1100
     assert drill.metric("leasegate_admission_decisions_total") == calls, "a create reached the webhook"
 
     with hold(alice, [locked, reserved, role], "t1", ttl=TTL) as held:
@@ -134,12 +109,21 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
                   for i in range(10) for ns in namespaces]
         during += [status_of(bob_rbac.create_cluster_role, as_body(cluster_role(f"out-{drill.key}-{i}", drill.key)))
                    for i in range(10)]
-        assert during == [200] * 110
+        assert during == [201] * 110
         # A free object is acquired (Lease and marker) and released, without the webhook.
         free = ResourceKey("", "ConfigMap", home, "free")
         ref = alice.acquire(free, "t2", 60)
         assert core.read_namespaced_config_map("free", home).metadata.labels[LOCKED_LABEL] == "t2"
         alice.release(ref, "t2")
+        # So is an identity-bound one (its members read in-process), and bob is no member of it.
+        ref = alice.acquire(free, "t2m", 60, members=["user:carol"])
+        assert status_of(bob.patch_namespaced_config_map, "free", home, {"data": {"x": "1"}}) >= 400
+        alice.release(ref, "t2m")
+        # A lock recording members without its creator still needs the webhook: refused while it is down.
+        assert status_of(client.CoordinationV1Api(bob_api).create_namespaced_lease, home, as_body(
+            bound_lease("lg.configmap.bobs", "bob", '{"groups":[],"users":["carol"],"version":1}'))) >= 400
+        assert status_of(client.CoordinationV1Api(bob_api).create_namespaced_lease, home, as_body(
+            bound_lease("lg.configmap.typo", "bob", '{"users":["bob"]}'))) >= 400
         # Everyone else's writes of what the locks hold are refused.
         assert status_of(bob.patch_namespaced_config_map, "locked", home, {"data": {"x": "1"}}) >= 400
         assert status_of(bob.delete_namespaced_config_map, "locked", home) >= 400
@@ -155,8 +139,8 @@ def test_creates_never_reach_the_webhook_and_an_outage_refuses_only_locked_objec
         held.check()
     # Released during the outage: the objects are free again, at once.
     assert status_of(bob.patch_namespaced_config_map, "locked", home, {"data": {"x": "2"}}) == 200
-    assert status_of(bob.create_namespaced_config_map, home, as_body({"metadata": {"name": "reserved"}})) == 200
-    assert status_of(bob_rbac.create_cluster_role, as_body(cluster_role(role.name, drill.key))) in (200, 201)
+    assert status_of(bob.create_namespaced_config_map, home, as_body({"metadata": {"name": "reserved"}})) == 201
+    assert status_of(bob_rbac.create_cluster_role, as_body(cluster_role(role.name, drill.key))) == 201
 
     back = webhook_factory(drill.key, lease_lookup="consistent")  # the pods return
     register_webhook(admin, back)

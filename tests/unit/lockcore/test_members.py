@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from lockcore.lease import LeaseState, lease_body
-from lockcore.manager import LeaseManager, _changed_members
-from lockcore.members import MAX_MEMBERS, MAX_NAME, MEMBERS_ANNOTATION, Members, MembersError, parse_spec
-from lockcore.naming import ResourceKey
-from lockcore.profiles import Profile
-from lockcore.settings import LockSettings
+from lockcore.members import MAX_MEMBERS, MAX_NAME, Members, MembersError, parse_spec
 
 # spec, what it parses to, how it is shown back (a service account's username as sa:NS:NAME)
 SPECS = [
@@ -123,31 +116,6 @@ def test_changes() -> None:
         Members.of([f"group:g{i}" for i in range(MAX_MEMBERS)]).with_user("alice")
 
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(("annotation", "members"), [
-    (None, None),
-    ('{"groups":["sre"],"users":["alice"],"version":1}', Members(users=("alice",), groups=("sre",))),
-    ("garbage", Members.unreadable()),  # fail closed: a member-bound lock nobody is a member of
-])
-def test_lease_state_reads_members_with_the_same_parser(annotation: str | None, members: Members | None) -> None:
-    obj = {"metadata": {"annotations": {MEMBERS_ANNOTATION: annotation} if annotation is not None else {}},
-           "spec": {"holderIdentity": "t1"}}
-    for details in (True, False):  # the webhook's cache reads without details, and still sees members
-        state = LeaseState.from_json(obj, details=details)
-        assert state.members == members and state.identity_bound is (members is not None)
-
-
-def test_lease_body_writes_members_only_when_bound() -> None:
-    common = dict(namespace="shop", name="lg.configmap.cfg", key=ResourceKey("", "ConfigMap", "shop", "cfg"),
-                  txn="t1", duration_seconds=60, now=T0, principal="alice", profile=Profile.LEASEGATE)
-    assert MEMBERS_ANNOTATION not in lease_body(**common)["metadata"]["annotations"]  # type: ignore[arg-type]
-    crew = Members.of(["user:alice", "group:sre"])
-    body = lease_body(**common, members=crew)  # type: ignore[arg-type]
-    assert LeaseState.from_json(body).members == crew
-
-
 @pytest.mark.parametrize("spec", ['user:a"b', "group:a\\b", 'user:x","y'])
 def test_quotes_and_backslashes_are_no_member_name(spec: str) -> None:
     """The API server's CEL finds a member as '"name"' in the JSON: a name JSON would escape could match another."""
@@ -195,47 +163,3 @@ def test_garbage_specs_never_crash_only_members_error(specs: list[str]) -> None:
         Members.of(specs)
     except MembersError:
         pass
-
-
-class _NoCalls:
-    """An API client that must never be used: members are judged before any call."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the API client was used ({name})")
-
-
-@pytest.mark.parametrize(("profile", "members", "why"), [
-    (Profile.LEASEGATE, ["alice"], "expected user:NAME"),
-    (Profile.LEASEGATE, ["sa:shop"], "sa:NAMESPACE:NAME"),
-    (Profile.JANUS, ["user:alice"], "the janus profile's Leases have no members"),
-])
-def test_acquire_refuses_bad_members_before_any_api_call(profile: Profile, members: list[str], why: str) -> None:
-    manager = LeaseManager(_NoCalls(), LockSettings(profile=profile), principal="alice")
-    key = ResourceKey("", "ConfigMap", "shop", "cfg")
-    with pytest.raises(MembersError, match=why):
-        manager.acquire(key, "t1", 60, members=members)
-    with pytest.raises(MembersError, match=why):
-        manager.change_members(manager.ref_for(key), "t1", add=members)
-
-
-CHANGES = [
-    # members before (None: not identity-bound), add, remove, after or the error's words
-    (("user:alice",), ("user:bob", "group:sre"), (), ("group:sre", "user:alice", "user:bob")),
-    (("user:alice", "user:bob"), (), ("user:bob", "user:nobody"), ("user:alice",)),
-    (("user:alice", "group:sre"), ("user:bob",), ("group:sre",), ("user:alice", "user:bob")),
-    (None, ("user:bob",), (), "not identity-bound"),
-    (("user:alice",), (), ("user:alice",), "stays a member"),
-    (("group:sre",), (), ("group:sre",), "at least one member"),  # a Lease whose principal is no member
-]
-
-
-@pytest.mark.parametrize(("before", "add", "remove", "after"), CHANGES)
-def test_membership_changes(before: tuple[str, ...] | None, add: tuple[str, ...], remove: tuple[str, ...],
-                            after: tuple[str, ...] | str) -> None:
-    state = LeaseState(holder="t1", renew_time=T0, duration_seconds=60, principal="alice",
-                       members=Members.of(before) if before is not None else None)
-    if isinstance(after, str):
-        with pytest.raises(MembersError, match=after):
-            _changed_members(state, Members.of(add), Members.of(remove))
-    else:
-        assert _changed_members(state, Members.of(add), Members.of(remove)).specs() == after

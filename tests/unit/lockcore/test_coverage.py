@@ -1,4 +1,4 @@
-"""Matching admission rules and selectors as the API server does (lockcore.enforcement), no cluster."""
+"""Matching admission rules and selectors as the API server does (lockcore.coverage), no cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lockcore.enforcement import Write, covering_webhooks, rule_matches, selector_matches, webhook_covers
+from lockcore.coverage import Write, covering_webhooks, rule_matches, selector_matches, webhook_covers
 
 CM = Write(group="", version="v1", resource="configmaps", namespaced=True)
 DEPLOY = Write(group="apps", version="v1", resource="deployments", namespaced=True)
