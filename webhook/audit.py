@@ -28,14 +28,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from lockcore.audit import BlockedWrite, event_body, event_key, event_name, event_namespace, event_time
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.kube import events_path
-from lockcore.lease import utcnow
 from webhook.apiserver import ApiServer, ApiServerError
 from webhook.outcome import Verdict
 from webhook.review import AdmissionRequest
@@ -114,6 +113,12 @@ class EventRecorder:
     140 ms (bench/RESULTS.md). The first occurrence is still written at once;
     only the count trails by up to ``flush_seconds``. The exact, durable
     count is the ledger's.
+
+    A storm over many objects is bounded too, as client-go's event spam
+    filter bounds a controller's: new Events are created from a budget
+    (:class:`CreationBudget`: ``burst`` at once, then ``per_second``), and one
+    flush updates at most ``max_updates`` counts (the rest wait for the next).
+    What the budget skips is counted as ``ratelimited`` and is in the ledger.
     """
 
     def __init__(
@@ -123,6 +128,9 @@ class EventRecorder:
         *,
         flush_seconds: float = 10.0,
         max_queue: int = 1000,
+        max_updates: int = 20,
+        budget: CreationBudget | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         self._connect = connect
@@ -130,6 +138,9 @@ class EventRecorder:
         self._flush = flush_seconds
         self._queue: queue.Queue[_Blocked] = queue.Queue(maxsize=max_queue)
         self._aggregates: dict[tuple[str | int, ...], _Aggregate] = {}
+        self._max_updates = max_updates
+        self._clock = clock
+        self._budget = budget if budget is not None else CreationBudget(clock=clock)
         self._on_outcome = on_outcome or (lambda outcome: None)
         self._thread: threading.Thread | None = None
         self._api: ApiServer | None = None
@@ -140,7 +151,8 @@ class EventRecorder:
         if request.dry_run or not verdict.would_deny or not request.name:
             return
         self._ensure_started()
-        item = _Blocked(blocked_write(request, verdict), request.api_version, request.object_uid, utcnow())
+        item = _Blocked(blocked_write(request, verdict), request.api_version, request.object_uid,
+                        self._clock.now())
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -157,15 +169,15 @@ class EventRecorder:
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until queued items are written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.02)
+        deadline = self._clock.monotonic() + timeout
+        while self._queue.unfinished_tasks and self._clock.monotonic() < deadline:
+            self._clock.sleep(0.02)
         self._flush_pending()
 
     def _run(self) -> None:
         api = self._connect()
         self._api = api
-        last_flush = time.monotonic()
+        last_flush = self._clock.monotonic()
         while True:
             try:
                 item = self._queue.get(timeout=self._flush)
@@ -179,9 +191,9 @@ class EventRecorder:
                     log.warning("could not write WriteBlocked event: %s", exc)
                 finally:
                     self._queue.task_done()
-            if time.monotonic() - last_flush >= self._flush:
+            if self._clock.monotonic() - last_flush >= self._flush:
                 self._flush_pending()
-                last_flush = time.monotonic()
+                last_flush = self._clock.monotonic()
 
     def _handle(self, api: ApiServer, item: _Blocked) -> None:
         rec = item.record
@@ -197,6 +209,9 @@ class EventRecorder:
             # Forget windows that have closed so the table stays small.
             for stale in [k for k, a in self._aggregates.items() if a.bucket < bucket and not a.pending]:
                 del self._aggregates[stale]
+        if not self._budget.take():
+            self._on_outcome("ratelimited")  # a later occurrence opens it once the budget allows
+            return
         namespace, name = event_namespace(rec), event_name(rec, bucket)
         status, body = api.request_json("POST", events_path(namespace), timeout=10,
                                          body=event_body(rec, name=name, namespace=namespace, at=item.at,
@@ -217,7 +232,8 @@ class EventRecorder:
         if self._api is None:
             return
         with self._lock:
-            due = [(a, a.pending, a.last_at) for a in self._aggregates.values() if a.pending]
+            waiting = sorted((a for a in self._aggregates.values() if a.pending), key=lambda a: a.last_at)
+            due = [(a, a.pending, a.last_at) for a in waiting[:self._max_updates]]
             for agg, *_ in due:
                 agg.pending = 0
         for agg, pending, last_at in due:
@@ -247,3 +263,30 @@ class EventRecorder:
             if status != 409:
                 raise ApiServerError(path, status, str(body)[:300])
         raise ApiServerError(path, 409, "event kept changing under us")
+
+
+class CreationBudget:
+    """A token bucket: ``burst`` creations at once, then ``per_second``; thread-safe.
+
+    >>> budget = CreationBudget(per_second=1.0, burst=2)
+    >>> budget.take(), budget.take(), budget.take()
+    (True, True, False)
+    """
+
+    def __init__(self, *, per_second: float = 2.0, burst: int = 20, clock: Clock = SYSTEM_CLOCK) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError(f"per_second must be positive and burst at least 1, got {per_second}, {burst}")
+        self._rate, self._burst, self._clock = per_second, float(burst), clock
+        self._tokens, self._at = float(burst), clock.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        with self._lock:
+            now = self._clock.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True

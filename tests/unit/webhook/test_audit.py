@@ -1,4 +1,4 @@
-"""webhook/audit.py: the log line and the auditAnnotations are views of one record."""
+"""webhook/audit.py: the log line and the auditAnnotations are views of one record; the Events' creation budget."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from lockcore.naming import LeaseRef
-from webhook.audit import audit_annotations, blocked_write, log_decision
+from tests.support.clock import FakeClock
+from webhook.audit import CreationBudget, audit_annotations, blocked_write, log_decision
 from webhook.outcome import Reason, Verdict
 from webhook.review import AdmissionRequest
 from webhook.settings import EnforcementMode
@@ -60,3 +61,27 @@ def test_a_namespace_is_recorded_as_cluster_scoped() -> None:
                            resource="namespaces", namespace="team-a", name="team-a", username="admin")
     assert blocked_write(own, DENIED).namespace == ""
     assert blocked_write(REQUEST, DENIED).namespace == "shop"
+
+
+@pytest.mark.parametrize("per_second, burst, steps, expected", [
+    # (seconds advanced before a take) -> whether it got a token
+    (2.0, 3, [0, 0, 0, 0], [True, True, True, False]),          # the burst, then nothing
+    (2.0, 3, [0, 0, 0, 0.5, 0], [True, True, True, True, False]),  # 0.5 s buys one more
+    (2.0, 2, [0, 0, 10, 0, 0], [True, True, True, True, False]),   # a long pause refills to the burst only
+    (0.5, 1, [0, 1, 1, 0], [True, False, True, False]),          # one every 2 s
+])
+def test_the_creation_budget_allows_a_burst_then_a_rate(
+        per_second: float, burst: int, steps: list[float], expected: list[bool]) -> None:
+    clock = FakeClock()
+    budget = CreationBudget(per_second=per_second, burst=burst, clock=clock)
+    taken = []
+    for seconds in steps:
+        clock.advance(seconds)
+        taken.append(budget.take())
+    assert taken == expected
+
+
+@pytest.mark.parametrize("per_second, burst", [(0, 1), (-1, 5), (1, 0)])
+def test_a_budget_that_could_never_create_is_refused(per_second: float, burst: int) -> None:
+    with pytest.raises(ValueError, match="per_second must be positive"):
+        CreationBudget(per_second=per_second, burst=burst)
