@@ -3,7 +3,9 @@
 Like client-go's ``k8s.io/utils/clock``: what waits or judges time takes a
 :class:`Clock` (the lock manager's acquire wait loop and expiry checks, the
 fence's probe loop, :class:`~lockcore.holding.HeldLocks`' renewer and
-run-out watch), and :data:`SYSTEM_CLOCK` is the default. A test passes a
+run-out watch; in the webhook, the judge's "now", the Lease cache's
+staleness, the namespace-mode cache, the Event recorder and the ledger), and
+:data:`SYSTEM_CLOCK` is the default. A test passes a
 fake one whose time moves only when the test says so.
 
 Wall time (``now``) is for what the API server stores and compares

@@ -25,13 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
 from flask import Flask, Response, request
 
-from lockcore.lease import utcnow
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.naming import LeaseRef
 from webhook import metrics
 from webhook.apiserver import ApiServer
@@ -65,7 +64,7 @@ class Judge:
 
     def __init__(self, policy: DecisionPolicy, enforcement: Enforcement, leases: LeaseSource, *,
                  namespace_modes: NamespaceModes | None = None, holders: HolderSource | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.policy = policy
         self.enforcement = enforcement
         self.leases = leases
@@ -76,7 +75,7 @@ class Judge:
     def __call__(self, req: AdmissionRequest) -> Verdict:
         ref = lease_for(req, self.policy)
         found = [ABSENT] if ref is None else self._lookups(req, ref)
-        now = self.clock()
+        now = self.clock.now()
         outcome = strictest([decide(req, lease, self.policy, now, self._holder(req, lease, now)) for lease in found])
         return enforce(outcome, self.enforcement_for(req, outcome))
 
@@ -104,7 +103,7 @@ class Judge:
 
     def _lookup(self, req: AdmissionRequest, ref: LeaseRef) -> LeaseLookupResult:
         found = self.leases.lookup(ref)
-        if not isinstance(found, LookupFailed) and not trusts_cache(req, found, self.policy, self.clock()):
+        if not isinstance(found, LookupFailed) and not trusts_cache(req, found, self.policy, self.clock.now()):
             found = self.leases.lookup_fresh(ref)
         if isinstance(found, LookupFailed):
             metrics.LOOKUP_ERRORS.inc()
@@ -129,7 +128,7 @@ class Judge:
 def create_app(settings: WebhookSettings, leases: LeaseSource, *, events: EventRecorder | None = None,
                ledger: Ledger | None = None, namespace_modes: NamespaceModes | None = None,
                holders: HolderSource | None = None,
-               clock: Callable[[], datetime] = utcnow) -> Flask:
+               clock: Clock = SYSTEM_CLOCK) -> Flask:
     """The WSGI app answering AdmissionReviews on ``POST /validate``.
 
     It reads the policy and enforcement sections (the :class:`Judge`'s) and serving's ``max_body_bytes``.

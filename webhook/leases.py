@@ -36,10 +36,10 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.kube import ALL_LEASES_PATH, lease_path
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
@@ -130,6 +130,7 @@ class CachedLeaseSource:
 
     ``on_staleness`` is called with the cache's age on every lookup (a metric
     gauge); ``on_fallback`` whenever a lookup had to go to the API server.
+    Staleness is measured on ``clock`` (monotonic seconds).
     """
 
     def __init__(
@@ -140,8 +141,10 @@ class CachedLeaseSource:
         *,
         on_staleness: Callable[[float], None] | None = None,
         on_fallback: Callable[[], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api = api
+        self._clock = clock
         self._live = ConsistentLeaseSource(api, lookups, profile)
         self._max_staleness = lookups.cache_max_staleness_seconds
         # The server ends each watch after this long; the re-open proves freshness.
@@ -163,7 +166,7 @@ class CachedLeaseSource:
 
     def lookup(self, ref: LeaseRef) -> LeaseLookupResult:
         self._ensure_started()
-        staleness = time.monotonic() - self._alive_at
+        staleness = self._clock.monotonic() - self._alive_at
         if self._on_staleness is not None:
             self._on_staleness(min(staleness, 1e9))
         if staleness > self._max_staleness:
@@ -178,7 +181,7 @@ class CachedLeaseSource:
 
     def lookup_target(self, target: str) -> list[LeaseState] | LookupFailed:
         self._ensure_started()
-        if time.monotonic() - self._alive_at > self._max_staleness:
+        if self._clock.monotonic() - self._alive_at > self._max_staleness:
             if self._on_fallback is not None:
                 self._on_fallback()
             return self._live.lookup_target(target)
@@ -238,7 +241,7 @@ class CachedLeaseSource:
         # is long-lived: move it out of the collector's generations. The old
         # one is still freed by reference counting (it has no cycles).
         gc.freeze()
-        self._proved_alive(time.monotonic())
+        self._proved_alive(self._clock.monotonic())
         log.info("lease cache: listed %d lock leases", len(fresh))
         return str(meta.get("resourceVersion") or "")
 
@@ -250,7 +253,7 @@ class CachedLeaseSource:
             "resourceVersion": resource_version,
             "timeoutSeconds": str(self._watch_seconds),
         }
-        opened = time.monotonic()
+        opened = self._clock.monotonic()
         resp = self._api.stream(ALL_LEASES_PATH, query=query, connect_timeout=self._connect_timeout,
                                  read_timeout=self._watch_seconds + 2.0)
         # The server accepted a watch from our version: it will deliver every
@@ -264,7 +267,7 @@ class CachedLeaseSource:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         resource_version = self._apply(json.loads(line), resource_version)
-                        self._proved_alive(time.monotonic())
+                        self._proved_alive(self._clock.monotonic())
         finally:
             resp.release_conn()
         return resource_version

@@ -32,15 +32,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from lockcore.audit import BlockedWrite
-from lockcore.lease import utcnow
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.ledger import Bounds, Tally, merge_report, report_path, report_result
 from webhook.apiserver import ApiServer, ApiServerError
 from webhook.audit import blocked_write
@@ -67,7 +66,7 @@ class Ledger:
     """Counts refusals in memory; a background thread merges them into the reports (see module doc)."""
 
     def __init__(self, connect: Callable[[], ApiServer], settings: LedgerSettings, *,
-                 clock: Callable[[], datetime] = utcnow, max_pending: int = MAX_PENDING,
+                 clock: Clock = SYSTEM_CLOCK, max_pending: int = MAX_PENDING,
                  on_outcome: Callable[[str, int], None] | None = None) -> None:
         self._connect = connect
         self._api: ApiServer | None = None
@@ -86,7 +85,7 @@ class Ledger:
         """Count a (would-be) refused write; no-op for dryRun requests and writes nobody refused."""
         if request.dry_run or not verdict.would_deny or not request.name:
             return
-        write, now = blocked_write(request, verdict), self._clock()
+        write, now = blocked_write(request, verdict), self._clock.now()
         with self._lock:
             self._add(write, _Pending(Tally(1, now, now), request.api_version, request.object_uid))
             if self._thread is None or not self._thread.is_alive():
@@ -110,13 +109,13 @@ class Ledger:
             return sum(p.tally.count for p in self._pending.values())
 
     def _run(self) -> None:
-        while not self._stop.wait(self._settings.flush_seconds):
+        while not self._clock.wait(self._stop, self._settings.flush_seconds):
             self.flush()
 
     def flush(self, deadline: float = float("inf")) -> None:
         """Write every tally recorded so far into the reports (blocks; the background thread calls it).
 
-        Scopes not begun by ``deadline`` (``time.monotonic()``) are kept for the next flush.
+        Scopes not begun by ``deadline`` (the clock's ``monotonic()``) are kept for the next flush.
         """
         with self._flushing:
             with self._lock:
@@ -129,7 +128,7 @@ class Ledger:
             for write, pending in batch.items():
                 by_scope[write.namespace][write] = pending
             for namespace, items in by_scope.items():
-                if time.monotonic() < deadline:
+                if self._clock.monotonic() < deadline:
                     self._flush_scope(self._api, namespace, items)
                 else:
                     self._requeue(items)
@@ -168,9 +167,9 @@ class Ledger:
             if status == 404:
                 empty: dict[str, Any] = {"metadata": {"namespace": namespace} if namespace else {}}
                 method, target = "POST", report_path(namespace, "")
-                body = merge_report(empty, batch, self._bounds, self._clock())
+                body = merge_report(empty, batch, self._bounds, self._clock.now())
             elif status == 200 and isinstance(stored, dict):
-                method, target, body = "PUT", path, merge_report(stored, batch, self._bounds, self._clock())
+                method, target, body = "PUT", path, merge_report(stored, batch, self._bounds, self._clock.now())
             else:
                 raise ApiServerError(path, status, str(stored)[:300])
             status, answer = api.request_json(method, target, timeout=_TIMEOUT, body=body)
@@ -179,13 +178,13 @@ class Ledger:
             if status != 409:
                 raise ApiServerError(target, status, str(answer)[:300])
             self._on_outcome("conflict", 1)
-            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # spread the writers out
+            self._clock.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # spread the writers out
         raise ApiServerError(path, 409, f"still conflicting after {_ATTEMPTS} attempts")
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the background thread and flush what is left (graceful shutdown), starting no
         report's write after ``timeout`` seconds (each write takes at most a few API calls)."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.monotonic() + timeout
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+from lockcore.clock import SYSTEM_CLOCK, Clock
 from lockcore.kube import namespace_path
 from webhook.apiserver import ApiServer, ApiServerError
 from webhook.settings import EnforcementMode
@@ -25,17 +25,19 @@ log = logging.getLogger("leasegate.namespaces")
 class NamespaceModes:
     """Look up (and cache) the mode a namespace label asks for."""
 
-    def __init__(self, api: ApiServer, label: str, *, ttl_seconds: float = 10.0, timeout: float = 2.0) -> None:
+    def __init__(self, api: ApiServer, label: str, *, ttl_seconds: float = 10.0, timeout: float = 2.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self._api = api
         self._label = label
         self._ttl = ttl_seconds
         self._timeout = timeout
         self._cache: dict[str, tuple[float, EnforcementMode | None]] = {}
+        self._clock = clock
         self._lock = threading.Lock()
 
     def get(self, namespace: str) -> EnforcementMode | None:
         """The override for ``namespace``, or None (no label, bad value, or unreadable)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             hit = self._cache.get(namespace)
         if hit is not None and now - hit[0] < self._ttl:

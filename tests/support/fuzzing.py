@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from lockcore.lease import LeaseState
 from lockcore.naming import LeaseRef
 from tests.support.admission import assert_well_formed
+from tests.support.clock import FakeClock
 from webhook.app import create_app
 from webhook.decision import decide, lease_for
 from webhook.outcome import ABSENT, LeaseLookupResult, LookupFailed, enforce
@@ -56,7 +57,7 @@ class FixedLeases:
 class Harness:
     def __init__(self) -> None:
         self.leases = FixedLeases()
-        app = create_app(SETTINGS, self.leases, clock=lambda: NOW)
+        app = create_app(SETTINGS, self.leases, clock=FakeClock(start=NOW))
         app.testing = False  # errors must surface as responses, as in production
         self.client: FlaskClient = app.test_client()
         self.outcomes: Counter[str] = Counter()

@@ -6,11 +6,12 @@ Writing the reports is proved against the real API server (tests/integration/web
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from lockcore.naming import LeaseRef
+from tests.support.clock import FakeClock
 from webhook.apiserver import ApiServer
 from webhook.ledger import Ledger
 from webhook.outcome import Reason, Verdict
@@ -30,8 +31,7 @@ def no_api() -> ApiServer:
 
 def ledger(**kwargs: object) -> tuple[Ledger, list[tuple[str, int]]]:
     outcomes: list[tuple[str, int]] = []
-    ticks = iter(T0 + timedelta(seconds=i) for i in range(1000))
-    made = Ledger(no_api, LedgerSettings(flush_seconds=3600), clock=lambda: next(ticks),
+    made = Ledger(no_api, LedgerSettings(flush_seconds=3600), clock=FakeClock(start=T0),
                   on_outcome=lambda outcome, n: outcomes.append((outcome, n)), **kwargs)  # type: ignore[arg-type]
     return made, outcomes
 
