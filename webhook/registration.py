@@ -252,6 +252,7 @@ def chart_file() -> dict[str, Any]:
     fenced = LockProfile.of(Profile.LEASEGATE)
     policy = reservation_policy("x", txn_annotation=TXN_ANNOTATION_TOKEN)["spec"]
     return {
+        "profiles": {p.value: _profile_facts(LockProfile.of(p)) for p in Profile},
         "defaultResources": {p.value: [dict(r) for r in default_resources(LockProfile.of(p))] for p in Profile},
         "scaleRules": scale_rules(),
         "markedObjectConditions": marked_object_conditions(),
@@ -262,6 +263,13 @@ def chart_file() -> dict[str, Any]:
         "probePolicy": probe_policy("x")["spec"],
         "keepalive": {o["kind"]: o["spec"] for o in keepalive_policies("x")},
     }
+
+
+def _profile_facts(profile: LockProfile) -> dict[str, Any]:
+    """What the chart branches on for a profile: whether it fences, and the holder record it reads."""
+    record = profile.holder_record
+    return {"fences": profile.fences,
+            "holderRecord": None if record is None else {"group": record.group, "plural": record.plural}}
 
 
 def write_chart_file(root: Path) -> Path:

@@ -100,13 +100,13 @@ The schema checks types and enums; these are the rules that need more than one v
 {{- fail (printf "webhook.resources[%d].apiGroups: %q must not be intercepted (Leases are the locks themselves, judged by their own webhook; Events and reviews are written by the webhook and the API server)" $i .) -}}
 {{- end -}}
 {{- if and (eq . "*") (not $fences) -}}
-{{- fail (printf "webhook.resources[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases under the janus profile (its objects carry no marker); list the API groups to lock" $i) -}}
+{{- fail (printf "webhook.resources[%d].apiGroups: \"*\" would intercept coordination.k8s.io Leases under a profile whose objects carry no marker; list the API groups to lock" $i) -}}
 {{- end -}}
 {{- end -}}
 {{- range $rule.resources -}}
 {{- $base := (splitList "/" .) | first -}}
 {{- if and (eq . "*") (not $fences) -}}
-{{- fail (printf "webhook.resources[%d].resources: \"*\" would intercept every write under the janus profile (its objects carry no marker); list the resources to lock" $i) -}}
+{{- fail (printf "webhook.resources[%d].resources: \"*\" would intercept every write under a profile whose objects carry no marker; list the resources to lock" $i) -}}
 {{- end -}}
 {{- if or (has . $forbiddenResources) (has $base $forbiddenResources) (hasSuffix "reviews" $base) -}}
 {{- fail (printf "webhook.resources[%d].resources: %q must not be intercepted by leasegate (never leases, events, *reviews or the wildcard)" $i .) -}}
@@ -144,7 +144,7 @@ webhook/registration.py webhook_entries() builds them (tests/unit/charts
 compares the two; the CEL comes from files/admission.json, which that module
 writes). Under a profile that fences: marked objects' updates and deletes,
 and lock Leases; creates and scales are judged by the reservation policy
-(policies.yaml). Under janus (no markers) one webhook judges every write.
+(policies.yaml). Under a profile without markers one webhook judges every write.
 */}}
 {{- define "leasegate.admission" -}}
 {{- .Files.Get "files/admission.json" -}}
@@ -191,7 +191,16 @@ and lock Leases; creates and scales are judged by the reservation policy
 {{- $out | toJson -}}
 {{- end -}}
 
-{{/* Whether the profile stamps markers (lockcore.profiles.LockProfile.fences): only janus does not. */}}
+{{/* What the configured profile means (lockcore.profiles.LockProfile, via files/admission.json): fences, holderRecord. */}}
+{{- define "leasegate.profile" -}}
+{{- $profiles := (include "leasegate.admission" . | fromJson).profiles -}}
+{{- if not (hasKey $profiles .Values.config.profile) -}}
+{{- fail (printf "config.profile: %q is not one of %s" .Values.config.profile (keys $profiles | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- get $profiles .Values.config.profile | toJson -}}
+{{- end -}}
+
+{{/* Whether the profile stamps markers (lockcore.profiles.LockProfile.fences). */}}
 {{- define "leasegate.fences" -}}
-{{- ne .Values.config.profile "janus" -}}
+{{- (include "leasegate.profile" . | fromJson).fences -}}
 {{- end -}}
