@@ -11,7 +11,7 @@ import pytest
 from tests.support.figures import Figures
 from tools.localcluster import REPO_ROOT
 
-RUNS = 20_000
+RUNS = 10_000
 
 pytest.importorskip("atheris")
 
