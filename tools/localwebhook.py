@@ -312,6 +312,20 @@ def _wait_called(api: client.ApiClient, running: RunningWebhook, timeout: float 
     wait_judged(api, running, namespace, timeout=timeout, policies=policies)
 
 
+def _create_once_policies_synced(core: client.CoreV1Api, namespace: str, body: dict[str, Any],
+                                 deadline: float) -> None:
+    """Create ``body``; while a just-bound policy's param informer has not synced its Leases (slow
+    with many of them), the API server refuses every create with 422 "not yet synced": retry."""
+    while True:
+        try:
+            core.create_namespaced_config_map(namespace, as_body(body), _preload_content=False)
+            return
+        except ApiException as exc:
+            if exc.status != 422 or "not yet synced" not in str(exc.body) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, timeout: float = 30,
                 policies: bool | None = None) -> None:
     """Dry-run updates of a marked object in ``namespace`` until the webhook's decision counter moves.
@@ -322,9 +336,9 @@ def wait_judged(api: client.ApiClient, running: RunningWebhook, namespace: str, 
     core = client.CoreV1Api(api)
     name = f"judged-{uuid.uuid4().hex[:6]}"
     marked = {"metadata": {"name": name, "labels": {LOCKED_LABEL: "probe"}}}
-    core.create_namespaced_config_map(namespace, as_body(marked), _preload_content=False)
-    before = running.metric("leasegate_admission_decisions_total")
     deadline = time.monotonic() + timeout
+    _create_once_policies_synced(core, namespace, marked, deadline)
+    before = running.metric("leasegate_admission_decisions_total")
     try:
         while time.monotonic() < deadline:
             try:
