@@ -75,8 +75,7 @@ def is_member(lease: str) -> str:
     A name that JSON would escape is never found there: fail closed.
     """
     members = annotation(lease, MEMBERS_ANNOTATION)
-    users = f"{members}.split('\"users\":[')[1].split(']')[0]"
-    groups = f"{members}.split('\"groups\":[')[1].split(']')[0]"
+    users, groups = _listed(members, "users"), _listed(members, "groups")
     return (f"(({members}.contains('\"users\":[') && {users}.contains('\"' + {USERNAME} + '\"')) || "
             f"({members}.contains('\"groups\":[') && has(request.userInfo.groups) && "
             f"request.userInfo.groups.exists(g, {groups}.contains('\"' + g + '\"'))))")
@@ -96,9 +95,13 @@ def lists_requester(obj: str) -> str:
     created without the webhook too.
     """
     members = annotation(obj, MEMBERS_ANNOTATION)
-    users = f"{members}.split('\"users\":[')[1].split(']')[0]"
     return (f"({members}.matches({json.dumps(CANONICAL_MEMBERS)}) && {USERNAME} != '' && "
-            f"{users}.contains('\"' + {USERNAME} + '\"'))")
+            f"{_listed(members, 'users')}.contains('\"' + {USERNAME} + '\"'))")
+
+
+def _listed(members: str, key: str) -> str:
+    """The text of the ``key`` list in a members JSON (``"a","b"``); callers check it is there."""
+    return f"{members}.split('\"{key}\":[')[1].split(']')[0]"
 
 
 def records(obj: str, principal_key: str) -> str:

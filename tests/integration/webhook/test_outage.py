@@ -21,6 +21,7 @@ from lockcore.kube import LOCKED_LABEL, PRINCIPAL_ANNOTATION
 from lockcore.manager import LeaseManager
 from lockcore.members import MEMBERS_ANNOTATION
 from lockcore.naming import ResourceKey
+from lockcore.settings import LockSettings
 from tests.support.calls import status_of
 from tests.support.cluster import ApiClientFactory
 from tests.support.webhooks import WebhookFactory, cluster_scoped_locking
@@ -75,7 +76,7 @@ def cluster_role(name: str, key: str) -> dict[str, object]:
 
 def bound_lease(name: str, principal: str, members: str) -> dict[str, object]:
     """A lock Lease recording ``principal`` and the raw ``members`` annotation (what a hand-made lock sends)."""
-    return {"metadata": {"name": name, "labels": {"leasegate.io/transaction": "t9"},
+    return {"metadata": {"name": name, "labels": {LockSettings().lock_profile.txn_label: "t9"},
                          "annotations": {PRINCIPAL_ANNOTATION: principal, MEMBERS_ANNOTATION: members}},
             "spec": {"holderIdentity": "t9", "leaseDurationSeconds": 60}}
 
