@@ -304,8 +304,8 @@ class LeaseManager:
         """
         current = self._store.get(_check_ref(lease))
         deleted = self._store.delete(lease)
-        if current is not None and current.state.resource is not None and self._fences:
-            self._fence.unstamp_quietly(current.state.resource, current.state.holder)
+        if current is not None:
+            self._unmark(current.state)
         return deleted
 
     def release_expired(self, lease: LeaseRef) -> bool:
@@ -324,9 +324,13 @@ class LeaseManager:
             return False
         if not self._store.delete_if_unchanged(lease, seen):
             return False
-        if seen.state.resource is not None and self._fences:
-            self._fence.unstamp_quietly(seen.state.resource, seen.state.holder)
+        self._unmark(seen.state)
         return True
+
+    def _unmark(self, deleted: LeaseState) -> None:
+        """Remove the marker a deleted lock left on its object, if it still names that lock's holder."""
+        if deleted.resource is not None and self._fences:
+            self._fence.unstamp_quietly(deleted.resource, deleted.holder)
 
     def get_lock(self, lease: LeaseRef) -> LeaseState | None:
         """The lock's current state, or None if there is no such Lease."""
